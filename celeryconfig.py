@@ -1,0 +1,48 @@
+"""Celery configuration: queues, routing, acknowledgments, prefetch and the
+events Flower reads. Loaded by worker/celery_app.py (`config_from_object`)."""
+
+from kombu import Queue
+
+from common.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+broker_connection_retry_on_startup = True
+# A broker that is down must not hang a web request: fail fast, answer 503.
+broker_connection_timeout = 2
+broker_transport_options = {
+    # Unacknowledged tasks (a worker that died mid-turn) come back after this.
+    # Longer than any turn, and than any countdown we schedule.
+    "visibility_timeout": 900,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+
+task_queues = (
+    Queue(_settings.turn_queue, routing_key=_settings.turn_queue),
+    Queue(_settings.delivery_queue, routing_key=_settings.delivery_queue),
+)
+task_default_queue = _settings.turn_queue
+task_routes = {
+    "system1.assistant_turn": {"queue": _settings.turn_queue},
+    "system1.resend_unacknowledged": {"queue": _settings.delivery_queue},
+}
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True
+result_backend = None
+
+# A turn is acknowledged only when done; a worker lost mid-turn gives it back.
+task_acks_late = True
+task_reject_on_worker_lost = True
+# LLM turns are long: take one task at a time per pool slot.
+worker_prefetch_multiplier = 1
+
+# Flower: task events, sent events, and task names that say what they do.
+worker_send_task_events = True
+task_send_sent_event = True
+
+timezone = "UTC"
+enable_utc = True

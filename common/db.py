@@ -1,0 +1,63 @@
+"""Database access: the declarative base, the Flask-SQLAlchemy extension and
+`with_db_session` for code that runs outside a Flask request (workers, socket
+handlers, background greenlets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from common.settings import get_settings
+
+# Stable constraint names keep Alembic migrations reproducible.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+# A dependency that is down must give a quick 503, never a hang.
+ENGINE_OPTIONS = {
+    "pool_pre_ping": True,
+    "pool_size": 10,
+    "max_overflow": 20,
+    "pool_timeout": 5,
+    "connect_args": {"connect_timeout": 3},
+}
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    """One engine per process for work outside Flask requests."""
+    return create_engine(get_settings().sqlalchemy_database_url, **ENGINE_OPTIONS)
+
+
+@contextmanager
+def with_db_session() -> Iterator[Session]:
+    """A session for work outside a request; rolled back on error, always closed.
+
+    The caller commits explicitly: nothing is written by accident.
+    """
+    session = Session(get_engine(), expire_on_commit=False)
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,53 @@
+"""Typed errors: each carries the HTTP status a client should see.
+
+Services raise these; the web layer maps them to `{"error": ...}` in one
+place (web/errors.py). Workers use them for the same meaning.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error whose message is safe to show to the client."""
+
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class ServiceUnavailable(ApiError):
+    status = 503

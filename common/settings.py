@@ -1,0 +1,101 @@
+"""Every setting of System1, read from the environment in one typed place.
+
+Web nodes, workers and the dev stack all call `get_settings()`; nothing else
+reads `os.environ` for configuration. The README lists each variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that must never be used outside development.
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Typed configuration; each field maps to the upper-case env variable."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "test", "production"] = "development"
+
+    # Storage and messaging
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/system1"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Celery's broker; defaults to REDIS_URL so one Redis serves broker and sockets.
+    celery_broker_url: str | None = None
+
+    # Auth
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
+
+    # LLM (any OpenAI-compatible endpoint)
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    # A stream that sends nothing for this long is abandoned.
+    llm_stall_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+    llm_temperature: float = 0.3
+
+    # Streaming: first token at once, then at most one mojo_token per window.
+    token_emit_interval_ms: int = Field(default=50, ge=0)
+
+    # Web server
+    host: str = "127.0.0.1"
+    port: int = 5000
+    cors_allowed_origins: str = "http://localhost:5000,http://127.0.0.1:5000"
+
+    # Queues
+    turn_queue: str = "turns"
+    delivery_queue: str = "delivery"
+    turn_concurrency: int = Field(default=32, gt=0)
+
+    # Delivery (used by the reliable-delivery machinery)
+    resend_interval_s: float = Field(default=5.0, gt=0)
+    resend_max_tries: int = Field(default=120, ge=0)
+
+    # Health checks must answer quickly even when a dependency hangs.
+    health_timeout_s: float = Field(default=1.0, gt=0)
+
+    # Where `make run` keeps embedded PostgreSQL / Redis data.
+    data_dir: str = "data"
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.app_env == "production" and (
+            not self.jwt_secret or self.jwt_secret == DEV_JWT_SECRET
+        ):
+            raise ValueError("JWT_SECRET must be set to a private value when APP_ENV=production")
+        return self
+
+    @property
+    def sqlalchemy_database_url(self) -> str:
+        """DATABASE_URL for SQLAlchemy, always through psycopg2 (SQLAlchemy 2.1
+        would otherwise pick psycopg 3 for a plain postgresql:// URL)."""
+        url = self.database_url
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg2://" + url[len(scheme) :]
+        return url
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_allowed_origins.split(",") if o.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,67 @@
+"""The web node: Flask app factory, REST routes and the Socket.IO server."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from common.db import ENGINE_OPTIONS
+from common.emitter import use_server_emitter
+from common.settings import get_settings
+from web.cli import register_commands
+from web.errors import register_error_handlers
+from web.extensions import db, migrate, socketio
+from web.routes import register_routes
+
+MIGRATIONS_DIR = "common/migrations"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app() -> Flask:
+    """Build a configured app; nothing runs at import time."""
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=ENGINE_OPTIONS,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir())
+    socketio.init_app(
+        app,
+        message_queue=settings.redis_url,
+        cors_allowed_origins=settings.cors_origins,
+        async_mode=_async_mode(),
+    )
+    use_server_emitter(socketio)
+    import web.sockets  # noqa: F401  (registers the Socket.IO handlers)
+
+    register_routes(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def _migrations_dir() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent / MIGRATIONS_DIR)
+
+
+def _async_mode() -> str:
+    """gevent under gunicorn's gevent worker (monkey-patched), threading otherwise."""
+    try:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            return "gevent"
+    except ImportError:
+        pass
+    return "threading"

@@ -1,0 +1,1 @@
+"""flask-restful Resources, one module per area; registered in web/routes.py."""

@@ -1,0 +1,36 @@
+"""Every REST route, registered in one place (as Mojodex's HttpRouteManager)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_restful import Api
+
+from web.resources.health import HealthResource
+from web.resources.message import MessageResource
+from web.resources.session import SessionResource
+from web.resources.user import UserResource
+from web.resources.user_message import UserMessageResource
+
+ROUTES: list[tuple[type, str]] = [
+    (UserResource, "/user"),
+    (SessionResource, "/session"),
+    (UserMessageResource, "/user_message"),
+    (MessageResource, "/message"),
+    (HealthResource, "/health"),
+]
+
+
+class RouteManager(Api):
+    """flask-restful's Api, with errors left to the app's single error mapping
+    (web/errors.py) instead of flask-restful's own."""
+
+    def handle_error(self, e: Exception) -> Any:
+        raise e
+
+
+def register_routes(app: Any) -> RouteManager:
+    api = RouteManager(app)
+    for resource, path in ROUTES:
+        api.add_resource(resource, path)
+    return api

@@ -1,0 +1,1 @@
+"""Business logic of the web node; route handlers call one function here."""

@@ -1,0 +1,118 @@
+"""User messages in, conversation history out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import kombu.exceptions
+import redis.exceptions
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+
+from common.emitter import emit_to_session
+from common.errors import ServiceUnavailable
+from common.models import USER_SENDER, Message
+from web.extensions import db
+from web.services.sessions import get_owned_session
+from web.services.turns import enqueue_assistant_turn
+
+TITLE_LENGTH = 60
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """The `message` object clients see, always carrying its message_pk."""
+    return {**message.message, "message_pk": message.message_pk}
+
+
+def receive_user_message(
+    user_id: str, session_id: str, message_id: str, text: str
+) -> dict[str, Any]:
+    """Store a user message and start the assistant turn that answers it.
+
+    The same client `message_id` in a session returns the stored message and
+    starts no second turn; a unique index decides, so two concurrent requests
+    cannot both insert.
+    """
+    session = get_owned_session(user_id, session_id)
+    now = datetime.now(UTC)
+    message_pk = db.session.scalar(
+        insert(Message)
+        .values(
+            session_id=session_id,
+            sender=USER_SENDER,
+            event_name="user_message",
+            client_message_id=message_id,
+            message={"text": text, "message_id": message_id},
+            message_date=now,
+            creation_date=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[Message.session_id, Message.client_message_id],
+            index_where=Message.client_message_id.isnot(None),
+        )
+        .returning(Message.message_pk)
+    )
+    if message_pk is None:
+        db.session.rollback()
+        existing = db.session.scalar(
+            select(Message).where(
+                Message.session_id == session_id, Message.client_message_id == message_id
+            )
+        )
+        return message_payload(existing)
+
+    session.last_message_date = now
+    if not session.title:
+        session.title = text.strip()[:TITLE_LENGTH] or None
+    db.session.commit()
+
+    try:
+        enqueue_assistant_turn(message_pk)
+    except (kombu.exceptions.OperationalError, redis.exceptions.RedisError) as exc:
+        # Nothing half-written: without a turn the message would never be
+        # answered, so take it back and let the client retry.
+        db.session.execute(delete(Message).where(Message.message_pk == message_pk))
+        db.session.commit()
+        raise ServiceUnavailable(
+            "The message broker is unavailable; the message was not stored. Try again."
+        ) from exc
+
+    emit_to_session("user_message_reception", {"success": True}, session_id)
+    return message_payload(db.session.get(Message, message_pk))
+
+
+def list_messages(
+    user_id: str,
+    session_id: str,
+    n_messages: int,
+    offset: int,
+    offset_direction: Literal["older", "newer"],
+) -> dict[str, Any]:
+    """A page of the session's messages, newest first (as Mojodex answers).
+
+    "older" skips `offset` messages from the newest; "newer" skips `offset`
+    from the oldest.
+    """
+    get_owned_session(user_id, session_id)
+    query = select(Message).where(Message.session_id == session_id)
+    if offset_direction == "older":
+        query = query.order_by(Message.message_date.desc(), Message.message_pk.desc())
+    else:
+        query = query.order_by(Message.message_date.asc(), Message.message_pk.asc())
+    messages = list(db.session.scalars(query.offset(offset).limit(n_messages)).all())
+    if offset_direction == "newer":
+        messages.reverse()
+    return {
+        "messages": [
+            {
+                "message_pk": m.message_pk,
+                "sender": m.sender,
+                "message": message_payload(m),
+                "audio": False,
+                "in_error_state": m.in_error_state is not None,
+                "message_date": m.message_date.isoformat(),
+            }
+            for m in messages
+        ]
+    }

@@ -1,0 +1,50 @@
+"""Socket.IO handlers: authenticated connections, joining a session's room."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import request
+from flask_socketio import ConnectionRefusedError, join_room
+
+from common.errors import Unauthorized
+from web.auth import user_id_from_token
+from web.extensions import socketio
+from web.services.sessions import user_owns_session
+
+log = logging.getLogger(__name__)
+
+# sid -> user_id of the authenticated sockets of this node.
+_socket_users: dict[str, str] = {}
+
+
+@socketio.on("connect")
+def on_connect(auth: Any = None) -> None:
+    token = auth.get("token") if isinstance(auth, dict) else None
+    try:
+        user_id = user_id_from_token(token)
+    except Unauthorized as exc:
+        raise ConnectionRefusedError(exc.message) from None
+    _socket_users[request.sid] = user_id  # type: ignore[attr-defined]
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_args: Any) -> None:
+    _socket_users.pop(request.sid, None)  # type: ignore[attr-defined]
+
+
+@socketio.on("start_session")
+def on_start_session(data: Any = None) -> dict[str, Any]:
+    """Join the session's room; only its owner may."""
+    user_id = _socket_users.get(request.sid)  # type: ignore[attr-defined]
+    session_id = data.get("session_id") if isinstance(data, dict) else None
+    if user_id is None:
+        return {"error": "Not authenticated."}
+    if not isinstance(session_id, str) or not session_id:
+        return {"error": "Missing field 'session_id'."}
+    if not user_owns_session(user_id, session_id):
+        log.info("user %s refused to join session %s", user_id, session_id)
+        return {"error": "Unknown session_id, or it belongs to another user."}
+    join_room(session_id)
+    return {"session_id": session_id, "joined": True}

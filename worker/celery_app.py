@@ -1,0 +1,10 @@
+"""The Celery application. Importing it registers no tasks: the web process
+uses it only to send tasks by name; workers load the task modules via
+`include`."""
+
+from celery import Celery
+
+ASSISTANT_TURN_TASK = "system1.assistant_turn"
+
+celery_app = Celery("system1", include=["worker.turns"])
+celery_app.config_from_object("celeryconfig")
