@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 
-import httpx
 import openai
+
+try:  # the HTTP library under `openai`: httpx2 in recent releases, httpx before
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - depends on the installed openai
+    import httpx as _http  # type: ignore[no-redef]
 
 from common.settings import get_settings
 
 # What the caller may treat as "the LLM failed" (after the client's own retries).
-LLMError = (openai.APIError, httpx.HTTPError)
+# Errors raised while iterating a stream (a connection that breaks off, a read
+# timeout) come unwrapped from the HTTP library.
+LLMError: tuple[type[Exception], ...] = (openai.APIError, _http.HTTPError)
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +32,7 @@ def get_llm_client() -> openai.OpenAI:
         api_key=settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url,
         # `read` bounds the silence between two chunks: a stalled stream ends.
-        timeout=httpx.Timeout(
+        timeout=openai.Timeout(
             settings.llm_timeout_s, connect=5.0, read=settings.llm_stall_timeout_s
         ),
         # Connection errors, 429 and 5xx before the stream starts are retried

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     # Web server
     host: str = "127.0.0.1"
     port: int = 5000
-    cors_allowed_origins: str = "http://localhost:5000,http://127.0.0.1:5000"
+    # Comma-separated origins allowed besides the server's own; never "*" by default.
+    cors_allowed_origins: str = ""
 
     # Queues
     turn_queue: str = "turns"

@@ -37,7 +37,7 @@ def create_app() -> Flask:
     socketio.init_app(
         app,
         message_queue=settings.redis_url,
-        cors_allowed_origins=settings.cors_origins,
+        cors_allowed_origins=_origin_allowed,
         async_mode=_async_mode(),
     )
     use_server_emitter(socketio)
@@ -53,6 +53,18 @@ def _migrations_dir() -> str:
     from pathlib import Path
 
     return str(Path(__file__).resolve().parent.parent / MIGRATIONS_DIR)
+
+
+def _origin_allowed(origin: str | None, environ: dict) -> bool:
+    """Socket.IO CORS: the page's own origin, plus CORS_ALLOWED_ORIGINS.
+
+    Non-browser clients (python-socketio) send their target URL as Origin,
+    which is the same origin, so they are always accepted.
+    """
+    if origin is None:
+        return True
+    same_origin = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+    return origin == same_origin or origin in get_settings().cors_origins
 
 
 def _async_mode() -> str:

@@ -1,0 +1,731 @@
+"""A deterministic, OpenAI-compatible chat server for tests and for `make run` without an LLM.
+
+Why a real HTTP server and not a mock: the backend talks to any OpenAI-compatible endpoint
+through the `openai` package, and the interesting failures (timeouts, half-sent streams,
+retries, connection reuse) live in that client and its HTTP stack. Serving scripted answers
+over real sockets lets the test suite exercise exactly the code that runs in production.
+
+Answers depend only on the conversation, so a test can compute the expected text with
+`scripted_reply(messages)` and compare it with what reached the user. Faults are requested
+per conversation with directives in the last user message (see `parse_directives`), so one
+test can break one request without disturbing any other request served by the same process.
+
+Run it with `python -m common.scripted_llm [--port 8001] [--ttft-ms 0] ...`; it prints
+`scripted LLM listening on http://HOST:PORT/v1` once it accepts connections (with
+`--port 0` the line carries the port the OS picked). Endpoints:
+
+- POST /v1/chat/completions  non-stream JSON or SSE stream, like the OpenAI API
+- GET  /v1/models, GET /v1/models/<id>  (any model name is accepted by completions)
+- GET  /health               {"status": "ok"}
+- GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words
+- GET  /_stats               request and stream counters
+- POST /_reset               restore start-up knobs, zero the counters, forget fail_first
+
+Importing this module has no side effects: gevent's monkey-patching happens in `main()` only,
+so tests and tools can import the pure functions freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import hashlib
+import http
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+DEFAULT_MODEL = "scripted"
+DEFAULT_ANSWER_WORDS = 20
+DEFAULT_PORT = 8001
+# A stalled stream is abandoned after this long even if the client is still there, so a
+# forgotten test client cannot pin a greenlet forever.
+MAX_STALL_S = 300.0
+
+Message = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Directives: per-request behaviour requested from inside the conversation
+# --------------------------------------------------------------------------------------------
+
+DIRECTIVE_RE = re.compile(r"\[llm:([a-z_]+)=([^\]]*)\]")
+
+
+@dataclass(frozen=True)
+class Directives:
+    """What the last user message asked of this request; None means "not asked"."""
+
+    error: int | None = None
+    fail_first: int | None = None
+    break_after: int | None = None
+    stall_after: int | None = None
+    ttft_ms: int | None = None
+    token_interval_ms: int | None = None
+    words: int | None = None
+    reply: str | None = None
+
+
+# Integer directives and the smallest value each accepts.
+_INT_DIRECTIVES: dict[str, int] = {
+    "error": 400,
+    "fail_first": 0,
+    "break_after": 0,
+    "stall_after": 0,
+    "ttft_ms": 0,
+    "token_interval_ms": 0,
+    "words": 0,
+}
+
+
+def parse_directives(text: str) -> tuple[str, Directives]:
+    """Split `text` into the text without directives and the directives it carries.
+
+    A directive is `[llm:NAME=VALUE]`; VALUE runs to the next `]`, so `[llm:reply=a b c]`
+    works. Supported names:
+
+    - `error=CODE`          answer HTTP CODE (400-599) with an OpenAI-style error body
+    - `fail_first=N`        the first N identical conversations get a 500, later ones succeed
+    - `break_after=N`       stream N content chunks, then drop the connection without [DONE]
+    - `stall_after=N`       stream N content chunks, then go silent (connection kept open)
+    - `ttft_ms=N`           delay before the first chunk, for this request
+    - `token_interval_ms=N` delay between content chunks, for this request
+    - `words=N`             length of the scripted answer, for this request
+    - `reply=TEXT`          answer exactly TEXT
+
+    Unknown names and malformed values raise ValueError (the server answers 400), because a
+    silently ignored typo would make a fault test pass for the wrong reason. New directives
+    go into `Directives`, `_INT_DIRECTIVES` (if numeric) and this docstring.
+    """
+    values: dict[str, Any] = {}
+    for match in DIRECTIVE_RE.finditer(text):
+        name, raw = match.group(1), match.group(2)
+        if name == "reply":
+            values[name] = raw
+            continue
+        if name not in _INT_DIRECTIVES:
+            raise ValueError(f"unknown scripted LLM directive [llm:{name}=...]")
+        try:
+            number = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"directive [llm:{name}=...] needs an integer, got {raw!r}") from None
+        if number < _INT_DIRECTIVES[name] or (name == "error" and number > 599):
+            raise ValueError(f"directive [llm:{name}={number}] is out of range")
+        values[name] = number
+    stripped = " ".join(DIRECTIVE_RE.sub(" ", text).split())
+    return stripped, Directives(**values)
+
+
+def message_text(message: Message) -> str:
+    """The text of one chat message, whether `content` is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def last_user_text(messages: list[Message]) -> str:
+    """The raw text of the last user message; directives are only honoured there."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Scripts: the pure function from conversation to answer
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """Everything a script may look at; scripts must not use anything else (determinism)."""
+
+    messages: list[Message]
+    user_text: str  # last user message with directives stripped
+    directives: Directives
+    answer_words: int
+
+
+Script = Callable[[Conversation], str]
+
+_NUMBER_ONES = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+]  # fmt: skip
+_NUMBER_TENS = [
+    "",
+    "",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+]
+_FILLER_PREFIX = ["Here", "is", "a", "scripted", "answer", "number"]
+
+
+def _number_word(n: int) -> str:
+    """English for 1..999 as one hyphenated word, so every filler word is one chunk."""
+    if n >= 1000:
+        return str(n)
+    if n >= 100:
+        head = f"{_NUMBER_ONES[n // 100]}-hundred"
+        return head if n % 100 == 0 else f"{head}-{_number_word(n % 100)}"
+    if n >= 20:
+        tens = _NUMBER_TENS[n // 10]
+        return tens if n % 10 == 0 else f"{tens}-{_NUMBER_ONES[n % 10]}"
+    return _NUMBER_ONES[n]
+
+
+def filler_words(count: int) -> list[str]:
+    """The first `count` words of the fixed filler "Here is a scripted answer number one two…"."""
+    words = _FILLER_PREFIX[:count]
+    words += [_number_word(i) for i in range(1, count - len(words) + 1)]
+    return words
+
+
+def echo_script(conversation: Conversation) -> str:
+    """`Echo: <user text>.` then filler up to `answer_words` words in total.
+
+    Echoing proves which message was answered; the filler gives streams a tunable length.
+    The echo is never truncated, so the answer has max(answer_words, echo length) words.
+    """
+    text = conversation.user_text or "nothing"
+    echo = f"Echo: {text}" if text[-1] in ".!?" else f"Echo: {text}."
+    words = echo.split()
+    filler = filler_words(max(0, conversation.answer_words - len(words)))
+    if not filler:
+        return echo
+    return f"{echo} {' '.join(filler)}."
+
+
+def pick_script(conversation: Conversation) -> Script:
+    """Choose the script that answers this conversation.
+
+    Extension point: further scripts (e.g. a "task conversation" that first asks a question
+    and then writes `<execution><title>…</title><draft>…</draft></execution>`) are selected
+    here from the messages (say, a marker in the system prompt or the turn count). Whatever
+    is chosen must depend only on `conversation`.
+    """
+    return echo_script
+
+
+def build_conversation(
+    messages: list[Message], answer_words: int = DEFAULT_ANSWER_WORDS
+) -> Conversation:
+    """Parse the last user message once; `[llm:words=N]` overrides `answer_words`."""
+    user_text, directives = parse_directives(last_user_text(messages))
+    if directives.words is not None:
+        answer_words = directives.words
+    return Conversation(messages, user_text, directives, answer_words)
+
+
+def scripted_reply(messages: list[Message], answer_words: int = DEFAULT_ANSWER_WORDS) -> str:
+    """The answer the server gives to `messages` (OpenAI chat format) at this answer length.
+
+    Pure and stable across runs and processes, so tests compute the expected text with it.
+    Raises ValueError for malformed directives.
+    """
+    return reply_for(build_conversation(messages, answer_words))
+
+
+def reply_for(conversation: Conversation) -> str:
+    """The answer to an already parsed conversation: `[llm:reply=…]` wins over any script."""
+    if conversation.directives.reply is not None:
+        return conversation.directives.reply
+    return pick_script(conversation)(conversation)
+
+
+_CHUNK_RE = re.compile(r"\s*\S+\s*")
+
+
+def reply_chunks(text: str) -> list[str]:
+    """The streamed deltas of `text`: one word plus its following whitespace each.
+
+    `"".join(reply_chunks(text)) == text` always holds (leading whitespace rides on the
+    first chunk; whitespace-only text is one chunk; empty text has no chunks).
+    """
+    chunks = _CHUNK_RE.findall(text)
+    if text and not chunks:
+        return [text]
+    return chunks
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Knobs:
+    """Runtime-tunable defaults; per-request directives override them."""
+
+    ttft_ms: int = 0
+    token_interval_ms: int = 0
+    answer_words: int = DEFAULT_ANSWER_WORDS
+
+
+@dataclass
+class Stats:
+    """Counters for /_stats, so tests can see what the LLM side observed.
+
+    `streams_broken` counts every stream that ended without `[DONE]`: a break or stall
+    directive, or the client going away early.
+    """
+
+    completion_requests: int = 0
+    errors_injected: int = 0
+    streams_started: int = 0
+    streams_finished: int = 0
+    streams_broken: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        data = asdict(self)
+        data["streams_active"] = self.streams_started - self.streams_finished - self.streams_broken
+        return data
+
+
+class _DeliberateBreak(ConnectionResetError):
+    """Raised inside a response to drop the connection.
+
+    gevent's pywsgi treats ECONNRESET as "client went away": it closes the socket quietly
+    without the terminating chunk, which is exactly the abrupt end a broken upstream gives.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECONNRESET, "scripted LLM dropped the connection on purpose")
+
+
+class HttpError(Exception):
+    """An OpenAI-style error answer."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+StartResponse = Callable[..., Callable[[bytes], Any]]
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Scripted Error"
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+def _conversation_key(messages: list[Message]) -> str:
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one completion request will be answered, decided before the first byte."""
+
+    messages: list[Message]
+    directives: Directives
+    text: str
+    model: str
+    ttft_s: float
+    interval_s: float
+    include_usage: bool
+    sock: socket.socket | None
+
+
+@dataclass
+class ScriptedLLM:
+    """The WSGI application; one instance holds the knobs, counters and fail_first memory.
+
+    Runs under gevent's pywsgi: every wait is a `gevent.sleep`, so hundreds of slow
+    streams cost one greenlet each.
+    """
+
+    model: str = DEFAULT_MODEL
+    knobs: Knobs = field(default_factory=Knobs)
+    stats: Stats = field(default_factory=Stats)
+    _initial_knobs: Knobs = field(init=False)
+    _seen: dict[str, int] = field(default_factory=dict, init=False)
+    _ids: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._initial_knobs = replace(self.knobs)
+
+    # -- WSGI entry --------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        try:
+            if path == "/v1/chat/completions" and method == "POST":
+                return self._completions(environ, start_response)
+            if path == "/v1/models" and method == "GET":
+                return self._json(start_response, {"object": "list", "data": [self._model()]})
+            if path.startswith("/v1/models/") and method == "GET":
+                return self._json(start_response, self._model(path.removeprefix("/v1/models/")))
+            if path == "/health" and method == "GET":
+                return self._json(start_response, {"status": "ok"})
+            if path == "/_control" and method == "GET":
+                return self._json(start_response, asdict(self.knobs))
+            if path == "/_control" and method == "POST":
+                return self._json(start_response, self._set_knobs(self._read_json(environ)))
+            if path == "/_stats" and method == "GET":
+                return self._json(start_response, self.stats.snapshot())
+            if path == "/_reset" and method == "POST":
+                self.knobs, self.stats, self._seen = replace(self._initial_knobs), Stats(), {}
+                return self._json(start_response, asdict(self.knobs))
+            raise HttpError(404, f"no route for {method} {path}", "not_found")
+        except HttpError as error:
+            return self._error(start_response, error)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _model(self, model_id: str | None = None) -> dict[str, Any]:
+        return {
+            "id": model_id or self.model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "system1",
+        }
+
+    @staticmethod
+    def _read_json(environ: dict[str, Any]) -> dict[str, Any]:
+        try:
+            body = json.loads(environ["wsgi.input"].read() or b"{}")
+        except ValueError:
+            raise HttpError(400, "request body is not valid JSON", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "request body must be a JSON object", "invalid_json")
+        return body
+
+    @staticmethod
+    def _json(
+        start_response: StartResponse, payload: dict[str, Any], status: int = 200
+    ) -> Iterator[bytes]:
+        body = json.dumps(payload).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response(_status_line(status), headers)
+        return iter([body])
+
+    def _error(self, start_response: StartResponse, error: HttpError) -> Iterator[bytes]:
+        kind = _ERROR_TYPES.get(error.status, "server_error" if error.status >= 500 else "error")
+        body = {
+            "error": {"message": error.message, "type": kind, "param": None, "code": error.code}
+        }
+        return self._json(start_response, body, error.status)
+
+    def _set_knobs(self, body: dict[str, Any]) -> dict[str, Any]:
+        known = asdict(self.knobs)
+        for name, value in body.items():
+            if name not in known:
+                raise HttpError(400, f"unknown knob {name!r}; knobs are {sorted(known)}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise HttpError(400, f"knob {name!r} needs a non-negative integer")
+        self.knobs = replace(self.knobs, **body)
+        return asdict(self.knobs)
+
+    def _next_id(self) -> str:
+        self._ids += 1
+        return f"chatcmpl-scripted-{self._ids:06d}"
+
+    # -- completions -------------------------------------------------------------------------
+
+    def _completions(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterator[bytes]:
+        self.stats.completion_requests += 1
+        body = self._read_json(environ)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise HttpError(400, "'messages' must be a non-empty list", "invalid_messages")
+        try:
+            conversation = build_conversation(messages, self.knobs.answer_words)
+        except ValueError as exc:
+            raise HttpError(400, str(exc), "invalid_directive") from None
+        directives = conversation.directives
+
+        if directives.error is not None:
+            self.stats.errors_injected += 1
+            raise HttpError(directives.error, "scripted error on request", "scripted_error")
+        if directives.fail_first is not None:
+            key = _conversation_key(messages)
+            self._seen[key] = self._seen.get(key, 0) + 1
+            if self._seen[key] <= directives.fail_first:
+                self.stats.errors_injected += 1
+                raise HttpError(500, "scripted fail_first failure", "scripted_error")
+
+        plan = _Plan(
+            messages=messages,
+            directives=directives,
+            text=reply_for(conversation),
+            model=str(body.get("model") or self.model),
+            ttft_s=_pick(directives.ttft_ms, self.knobs.ttft_ms) / 1000,
+            interval_s=_pick(directives.token_interval_ms, self.knobs.token_interval_ms) / 1000,
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            sock=environ.get("scripted_llm.socket"),
+        )
+        if body.get("stream"):
+            return self._stream(start_response, plan)
+        return self._complete(start_response, plan)
+
+    def _usage(self, plan: _Plan) -> dict[str, int]:
+        prompt = sum(len(message_text(m).split()) for m in plan.messages)
+        completion = len(reply_chunks(plan.text))
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _complete(self, start_response: StartResponse, plan: _Plan) -> Iterator[bytes]:
+        """Non-stream answer; break/stall act before any byte of the response is sent."""
+        import gevent
+
+        gevent.sleep(plan.ttft_s)
+        if plan.directives.stall_after is not None:
+            _stall(plan.sock)
+            raise _DeliberateBreak()
+        if plan.directives.break_after is not None:
+            raise _DeliberateBreak()
+        payload = {
+            "id": self._next_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": plan.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": plan.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self._usage(plan),
+        }
+        return self._json(start_response, payload)
+
+    def _stream(self, start_response: StartResponse, plan: _Plan) -> Iterator[bytes]:
+        """SSE answer: headers at once, then role chunk after TTFT, then one word per chunk."""
+        import gevent
+
+        write = start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/event-stream"),
+                ("Cache-Control", "no-cache"),
+                ("X-Accel-Buffering", "no"),
+            ],
+        )
+        chunk_id, created = self._next_id(), int(time.time())
+        head = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": plan.model,
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse({**head, "system_fingerprint": None, "choices": [choice]})
+
+        directives = plan.directives
+        pieces = reply_chunks(plan.text)
+        # Where the stream is cut short, if a break or stall was asked for.
+        cut = _pick(directives.break_after, directives.stall_after)
+        stats = self.stats
+
+        def generate() -> Iterator[bytes]:
+            stats.streams_started += 1
+            finished = False
+            try:
+                # Flush the headers now: like the real API, create() returns before the first
+                # token, and the TTFT is spent waiting for chunks.
+                write(b"")
+                gevent.sleep(plan.ttft_s)
+                yield chunk({"role": "assistant", "content": ""})
+                for index, piece in enumerate(pieces):
+                    if index == cut:
+                        break
+                    if index:
+                        gevent.sleep(plan.interval_s)
+                    yield chunk({"content": piece})
+                if cut is not None:
+                    if directives.break_after is None:
+                        _stall(plan.sock)
+                    raise _DeliberateBreak()
+                yield chunk({}, "stop")
+                if plan.include_usage:
+                    yield _sse({**head, "choices": [], "usage": self._usage(plan)})
+                yield _sse("[DONE]")
+                finished = True
+            finally:
+                if finished:
+                    stats.streams_finished += 1
+                else:
+                    stats.streams_broken += 1
+
+        return generate()
+
+
+def _pick(override: int | None, default: int | None) -> Any:
+    """`override` unless it is None."""
+    return default if override is None else override
+
+
+def _stall(sock: socket.socket | None) -> None:
+    """Send nothing until the client closes its end, or MAX_STALL_S passes.
+
+    Watching the socket (rather than sleeping blindly) frees the greenlet as soon as the
+    client's read timeout fires, so stall tests do not leave work behind.
+    """
+    import gevent
+    from gevent import select
+
+    if sock is None:
+        gevent.sleep(MAX_STALL_S)
+        return
+    started = time.monotonic()
+    readable, _, _ = select.select([sock], [], [], MAX_STALL_S)
+    if not readable:
+        return
+    try:
+        if not sock.recv(1, socket.MSG_PEEK):
+            return  # orderly close by the client
+    except OSError:
+        return  # reset by the client
+    # The client sent more bytes (pipelining): keep stalling, without busy-polling.
+    gevent.sleep(max(0.0, MAX_STALL_S - (time.monotonic() - started)))
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """CLI flags; each numeric default can come from a SCRIPTED_LLM_* variable."""
+    parser = argparse.ArgumentParser(
+        prog="python -m common.scripted_llm", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("SCRIPTED_LLM_PORT", DEFAULT_PORT),
+        help="0 picks a free port (printed in the start-up line)",
+    )
+    parser.add_argument(
+        "--ttft-ms", type=int, default=_env_int("SCRIPTED_LLM_TTFT_MS", 0), help="first-chunk delay"
+    )
+    parser.add_argument(
+        "--token-interval-ms",
+        type=int,
+        default=_env_int("SCRIPTED_LLM_TOKEN_INTERVAL_MS", 0),
+        help="delay between content chunks",
+    )
+    parser.add_argument(
+        "--answer-words",
+        type=int,
+        default=_env_int("SCRIPTED_LLM_ANSWER_WORDS", DEFAULT_ANSWER_WORDS),
+        help="words per scripted answer",
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model id listed by /v1/models")
+    parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+    for name in ("ttft_ms", "token_interval_ms", "answer_words"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM; returns the process exit code."""
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import gevent
+    from gevent.event import Event
+    from gevent.pywsgi import WSGIHandler, WSGIServer
+
+    args = parse_args(argv)
+
+    class Handler(WSGIHandler):
+        """Exposes the client socket (for stall detection) and disables Nagle.
+
+        Without TCP_NODELAY, small SSE writes wait for delayed ACKs (~40 ms), which would
+        distort every timing a test measures.
+        """
+
+        def get_environ(self) -> dict[str, Any]:
+            env = super().get_environ()
+            env["scripted_llm.socket"] = self.socket
+            return env
+
+        def handle(self) -> None:
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle()
+
+    app = ScriptedLLM(
+        model=args.model,
+        knobs=Knobs(args.ttft_ms, args.token_interval_ms, args.answer_words),
+    )
+    server = WSGIServer(
+        (args.host, args.port),
+        app,
+        handler_class=Handler,
+        log="default" if args.access_log else None,
+        backlog=2048,
+    )
+    server.start()
+    stop = Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stop.set)
+    print(f"scripted LLM listening on http://{args.host}:{server.server_port}/v1", flush=True)
+    stop.wait()
+    server.stop(timeout=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

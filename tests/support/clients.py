@@ -1,0 +1,138 @@
+"""Real clients: `requests` for REST and `python-socketio` for Socket.IO."""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import socketio
+
+
+@dataclass
+class User:
+    email: str
+    password: str
+    token: str
+    user_id: str
+
+
+class Api:
+    """A REST client for one base URL; `call` returns the raw response."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def call(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = token
+        kwargs.setdefault("timeout", 10)
+        return self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+
+    def register(self, name: str = "Ada") -> User:
+        email = f"{name.lower()}-{secrets.token_hex(6)}@example.com"
+        password = "correct horse battery"
+        response = self.call(
+            "PUT", "/user", json={"email": email, "password": password, "name": name}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return User(email, password, body["token"], body["user_id"])
+
+    def create_session(self, user: User) -> str:
+        response = self.call("PUT", "/session", user.token, json={"platform": "test"})
+        assert response.status_code == 200, response.text
+        return response.json()["session_id"]
+
+    def send_message(
+        self, user: User, session_id: str, text: str, message_id: str | None = None
+    ) -> requests.Response:
+        return self.call(
+            "PUT",
+            "/user_message",
+            user.token,
+            json={
+                "session_id": session_id,
+                "message_id": message_id or secrets.token_hex(8),
+                "text": text,
+            },
+        )
+
+    def messages(self, user: User, session_id: str, **params: Any) -> list[dict[str, Any]]:
+        response = self.call(
+            "GET", "/message", user.token, params={"session_id": session_id, **params}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["messages"]
+
+
+class SocketClient:
+    """A python-socketio client that records every event it receives.
+
+    By default it acknowledges `mojo_message` the way Mojodex clients do (the
+    handler returns {session_id, message_pk}); `ack=False` makes it silent.
+    """
+
+    def __init__(self, base_url: str, token: str | None, ack: bool = True):
+        self.base_url = base_url
+        self.token = token
+        self.ack = ack
+        self.sio = socketio.Client(reconnection=False)
+        self.received: list[tuple[str, Any, float]] = []
+        self._queue: queue.Queue[tuple[str, Any, float]] = queue.Queue()
+        self._lock = threading.Lock()
+        self.sio.on("*", self._on_event)
+
+    def _on_event(self, event: str, data: Any = None) -> Any:
+        item = (event, data, time.monotonic())
+        with self._lock:
+            self.received.append(item)
+        self._queue.put(item)
+        if self.ack and event == "mojo_message" and isinstance(data, dict):
+            return {"session_id": data.get("session_id"), "message_pk": data.get("message_pk")}
+        return None
+
+    def connect(self) -> SocketClient:
+        auth = {"token": self.token} if self.token is not None else None
+        self.sio.connect(self.base_url, auth=auth, transports=["websocket"], wait_timeout=10)
+        return self
+
+    def start_session(self, session_id: str) -> Any:
+        return self.sio.call("start_session", {"session_id": session_id, "version": "0.0.1"})
+
+    def wait_for(
+        self,
+        event: str,
+        predicate: Callable[[Any], bool] = lambda _data: True,
+        timeout: float = 15.0,
+    ) -> Any:
+        """The next received `event` whose payload satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [name for name, _, _ in self.received]
+                raise TimeoutError(f"no {event!r} within {timeout}s; received: {seen}")
+            try:
+                name, data, _at = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if name == event and predicate(data):
+                return data
+
+    def events(self, event: str) -> list[Any]:
+        with self._lock:
+            return [data for name, data, _ in self.received if name == event]
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()

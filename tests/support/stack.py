@@ -1,0 +1,120 @@
+"""The System1 stack as the tests run it: real web nodes, real Celery workers
+and the scripted LLM, all as separate processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from common.embedded import free_port
+from tests.support.processes import (
+    BIN,
+    ROOT,
+    ChildProcess,
+    celery_worker,
+    http_ok,
+    scripted_llm,
+    wait_until,
+    web_node,
+)
+
+# Variables of the developer's shell that must not leak into the stack under test.
+_SCRUBBED = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "PORT")
+
+
+def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        APP_ENV="test",
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        OPENAI_BASE_URL=llm_url,
+        OPENAI_API_KEY="scripted",
+        LLM_MODEL="scripted",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
+        TOKEN_EMIT_INTERVAL_MS="20",
+        LLM_MAX_RETRIES="0",
+    )
+    env.update(extra)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Apply the schema migrations, as `make run` does."""
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "web.wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_scripted_llm(env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, str]:
+    port = free_port()
+    process = scripted_llm(port, env, log_dir).start()
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 20, "the scripted LLM")
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+@dataclass
+class Stack:
+    """Web node(s) and worker(s) sharing one database, one Redis and one LLM."""
+
+    env: dict[str, str]
+    log_dir: Path
+    web_nodes: list[ChildProcess] = field(default_factory=list)
+    workers: list[ChildProcess] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.url(0)
+
+    def url(self, node: int) -> str:
+        return f"http://127.0.0.1:{self.ports[node]}"
+
+    def start_web_node(self) -> str:
+        port = free_port()
+        name = f"web-{len(self.web_nodes)}"
+        node = web_node(name, port, self.env, self.log_dir).start()
+        self.web_nodes.append(node)
+        self.ports.append(port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: _responds(url), 30, name)
+        except TimeoutError:
+            raise RuntimeError(f"{name} did not start:\n{node.log_tail()}") from None
+        return url
+
+    def start_worker(self, queues: str = "turns,delivery", concurrency: int = 8) -> ChildProcess:
+        name = f"worker-{len(self.workers)}"
+        worker = celery_worker(name, queues, self.env, self.log_dir, concurrency).start()
+        self.workers.append(worker)
+        return worker
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        try:
+            wait_until(lambda: http_ok(self.base_url + "/health"), timeout, "a healthy stack")
+        except TimeoutError:
+            logs = "\n".join(p.log_tail() for p in self.web_nodes + self.workers)
+            raise RuntimeError(f"stack not healthy:\n{logs}") from None
+
+    def stop(self) -> None:
+        for process in self.workers + self.web_nodes:
+            process.stop()
+
+
+def _responds(url: str) -> bool:
+    """Whether the node answers HTTP at all (healthy or not)."""
+    try:
+        requests.get(url + "/health", timeout=3)
+        return True
+    except requests.RequestException:
+        return False
