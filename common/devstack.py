@@ -48,8 +48,8 @@ REDIS_PORT = 6390
 LLM_PORT = 8001
 FLOWER_PORT = 5555
 DELIVERY_CONCURRENCY = 8
-# How long the web node may take to answer /health before we say so.
-READY_TIMEOUT_S = 120.0
+# How long the stack may take to report healthy before we print what /health says.
+READY_TIMEOUT_S = 60.0
 # Exit codes honcho reports when *we* stopped the stack on SIGINT / SIGTERM.
 REQUESTED_STOP_CODES = {130, 143}
 
@@ -152,28 +152,33 @@ def process_commands(settings: Settings, llm: list[str] | None, flower_port: int
     return commands
 
 
-def announce_when_ready(urls: dict[str, str], health_url: str, stopping: threading.Event) -> None:
-    """Print the URLs once the web node answers /health (from a background thread).
+def health_status(url: str) -> int | None:
+    """The HTTP status of the health check, or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:  # e.g. 503 while the workers are still starting
+        return exc.code
+    except OSError:
+        return None
 
-    The first second is spent idle so that honcho forks its helpers while this thread
-    holds no lock.
+
+def announce_when_ready(urls: dict[str, str], health_url: str, stopping: threading.Event) -> None:
+    """Print the URLs once /health says 200, or what it says after READY_TIMEOUT_S.
+
+    Runs in a background thread. The first second is spent idle so that honcho forks its
+    helpers while this thread holds no lock.
     """
     if stopping.wait(1.0):
         return
     deadline = time.monotonic() + READY_TIMEOUT_S
-    status = None
-    while status is None and not stopping.is_set():
-        try:
-            with urllib.request.urlopen(health_url, timeout=2) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:  # e.g. 503: the app runs, a dependency is down
-            status = exc.code
-        except OSError:
-            if time.monotonic() >= deadline:
-                say(f"the web node did not answer {health_url} within {READY_TIMEOUT_S:g} s")
-                return
-            stopping.wait(0.5)
+    status = health_status(health_url)
+    while status != 200 and time.monotonic() < deadline and not stopping.wait(0.5):
+        status = health_status(health_url)
     if stopping.is_set():
+        return
+    if status is None:
+        say(f"the web node did not answer {health_url} within {READY_TIMEOUT_S:g} s")
         return
     width = max(map(len, urls))
     lines = [f"  {name.ljust(width)}  {url}" for name, url in urls.items()]
@@ -209,8 +214,9 @@ def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> 
     for name, command in process_commands(settings, llm, flower_port).items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
 
-    web = f"http://{LOOPBACK if settings.host in ('0.0.0.0', '::') else settings.host}"
-    web = f"{web}:{settings.port}"
+    # A web node bound to every interface is still reached locally through the loopback.
+    local_host = LOOPBACK if settings.host in ("0.0.0.0", "::") else settings.host
+    web = f"http://{local_host}:{settings.port}"
     urls = {
         "API": web,
         "Socket.IO": f"{web} (same origin)",
@@ -231,8 +237,10 @@ def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> 
 
 
 def main() -> int:
-    # Until honcho installs its own handlers, SIGTERM behaves like Ctrl-C, so that the
-    # `finally` below stops the embedded servers in every case.
+    # Until honcho installs its own handlers, SIGINT and SIGTERM both raise KeyboardInterrupt,
+    # so that the `finally` below stops the embedded servers in every case. SIGINT is set too
+    # because a shell starts background jobs with it ignored, which children would inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     servers: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:

@@ -72,6 +72,7 @@ class Directives:
     token_interval_ms: int | None = None
     words: int | None = None
     reply: str | None = None
+    script: str | None = None
 
 
 # Integer directives and the smallest value each accepts.
@@ -100,6 +101,7 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     - `token_interval_ms=N` delay between content chunks, for this request
     - `words=N`             length of the scripted answer, for this request
     - `reply=TEXT`          answer exactly TEXT
+    - `script=NAME`         answer with the named script (see SCRIPTS)
 
     Unknown names and malformed values raise ValueError (the server answers 400), because a
     silently ignored typo would make a fault test pass for the wrong reason. New directives
@@ -109,6 +111,11 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     for match in DIRECTIVE_RE.finditer(text):
         name, raw = match.group(1), match.group(2)
         if name == "reply":
+            values[name] = raw
+            continue
+        if name == "script":
+            if raw not in SCRIPTS:
+                raise ValueError(f"unknown script {raw!r}; known: {sorted(SCRIPTS)}")
             values[name] = raw
             continue
         if name not in _INT_DIRECTIVES:
@@ -218,15 +225,25 @@ def echo_script(conversation: Conversation) -> str:
     return f"{echo} {' '.join(filler)}."
 
 
+def history_script(conversation: Conversation) -> str:
+    """The roles of the messages the model was sent, oldest first: shows what the
+    backend rebuilt of the conversation."""
+    roles = " ".join(str(m.get("role", "?")) for m in conversation.messages)
+    return f"Seen: {roles}."
+
+
+SCRIPTS: dict[str, Script] = {"echo": echo_script, "history": history_script}
+
+
 def pick_script(conversation: Conversation) -> Script:
     """Choose the script that answers this conversation.
 
     Extension point: further scripts (e.g. a "task conversation" that first asks a question
     and then writes `<execution><title>…</title><draft>…</draft></execution>`) are selected
     here from the messages (say, a marker in the system prompt or the turn count). Whatever
-    is chosen must depend only on `conversation`.
+    is chosen must depend only on `conversation`. `[llm:script=NAME]` picks one by name.
     """
-    return echo_script
+    return SCRIPTS[conversation.directives.script or "echo"]
 
 
 def build_conversation(

@@ -12,6 +12,8 @@ timeout = 0
 graceful_timeout = 10
 keepalive = 5
 accesslog = None
+# Several nodes may run on one machine; gunicorn's shared control socket would collide.
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 

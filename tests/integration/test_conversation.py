@@ -79,15 +79,15 @@ def test_history_lists_both_messages_newest_first(api, user, session_id, connect
     assert all(m["in_error_state"] is False and m["audio"] is False for m in messages)
 
 
-def test_the_model_sees_the_conversation_so_far(api, user, session_id, connect):
+def test_the_model_is_sent_the_conversation_so_far(api, user, session_id, connect):
     client = connect(user, session_id)
     api.send_message(user, session_id, "[llm:reply=Noted.]")
     client.wait_for("mojo_message")
 
-    api.send_message(user, session_id, "Second message")
+    api.send_message(user, session_id, "What did you see? [llm:script=history]")
 
-    second = client.wait_for("mojo_message")
-    assert second["text"] == expected_answer("Second message")
+    second = client.wait_for("mojo_message", lambda m: m["text"] != "Noted.")
+    assert second["text"] == "Seen: system user assistant user."
     assert len(api.messages(user, session_id)) == 4
 
 
