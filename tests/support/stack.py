@@ -40,6 +40,7 @@ def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> d
         LOG_LEVEL="INFO",
         TOKEN_EMIT_INTERVAL_MS="20",
         LLM_MAX_RETRIES="0",
+        LLM_STALL_TIMEOUT_S="2",
     )
     env.update(extra)
     return env
