@@ -27,6 +27,17 @@ task_default_queue = _settings.turn_queue
 task_routes = {
     "system1.assistant_turn": {"queue": _settings.turn_queue},
     "system1.resend_unacknowledged": {"queue": _settings.delivery_queue},
+    "system1.recover_lost_work": {"queue": _settings.delivery_queue},
+}
+
+# Celery beat (one per deployment) runs the recovery sweep.
+beat_schedule = {
+    "recover-lost-work": {
+        "task": "system1.recover_lost_work",
+        "schedule": _settings.recovery_interval_s,
+        # A sweep that could not run in time is skipped: the next one covers it.
+        "options": {"expires": _settings.recovery_interval_s},
+    },
 }
 
 task_serializer = "json"

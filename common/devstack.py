@@ -88,9 +88,7 @@ def start_storage(
     Servers are appended to `servers` before they start, so the caller stops even a server
     whose start-up failed half-way.
     """
-    data_dir = Path(settings.data_dir)
-    if not data_dir.is_absolute():
-        data_dir = ROOT / data_dir
+    data_dir = resolved_data_dir(settings)
 
     if "database_url" in settings.model_fields_set:
         say("PostgreSQL: using DATABASE_URL from the environment")
@@ -133,6 +131,12 @@ def flask(env: dict[str, str], *args: str, what: str) -> None:
         raise StartupError(f"{what} failed (exit code {result.returncode}); see the output above")
 
 
+def resolved_data_dir(settings: Settings) -> Path:
+    """DATA_DIR, relative to the project folder unless absolute."""
+    data_dir = Path(settings.data_dir)
+    return data_dir if data_dir.is_absolute() else ROOT / data_dir
+
+
 def process_commands(settings: Settings, llm: list[str] | None, flower_port: int) -> dict[str, str]:
     """The long-running processes as shell lines, by the name honcho prefixes their output with.
 
@@ -145,6 +149,9 @@ def process_commands(settings: Settings, llm: list[str] | None, flower_port: int
         "turns": f"{workers} -Q {settings.turn_queue} -c {settings.turn_concurrency} -n turns@%h",
         "delivery": f"{workers} -Q {settings.delivery_queue} -c {DELIVERY_CONCURRENCY}"
         " -n delivery@%h",
+        # One beat per deployment: it runs the periodic recovery sweep.
+        "beat": f"exec {celery} -A worker beat --loglevel INFO"
+        f" --schedule {shlex.quote(str(resolved_data_dir(settings) / 'celerybeat-schedule'))}",
         "flower": f"exec {celery} -A worker flower --address={LOOPBACK} --port={flower_port}",
     }
     if llm is not None:
@@ -211,6 +218,7 @@ def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> 
 
     flower_port = free_port(FLOWER_PORT)
     manager = Manager(Printer(sys.stdout))
+    resolved_data_dir(settings).mkdir(parents=True, exist_ok=True)  # beat's schedule file
     for name, command in process_commands(settings, llm, flower_port).items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
 

@@ -35,9 +35,9 @@ def get_llm_client() -> openai.OpenAI:
         timeout=openai.Timeout(
             settings.llm_timeout_s, connect=5.0, read=settings.llm_stall_timeout_s
         ),
-        # Connection errors, 429 and 5xx before the stream starts are retried
-        # by the client with exponential backoff.
-        max_retries=settings.llm_max_retries,
+        # Retries are the turn task's (Celery countdown, no sleeping thread),
+        # so that a failure mid-stream and one before it are treated alike.
+        max_retries=0,
     )
 
 

@@ -100,6 +100,13 @@ class Message(db.Model):
     error_text: Mapped[str | None] = mapped_column(Text)
     # Delivery state of an assistant message: set once a client acknowledged it.
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # How many times it was sent (first delivery + resends), and when last.
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # For a user message: the turn answering it is held by `turn_task_id` until
+    # `turn_lease_until`; a turn whose lease ran out was lost and is started again.
+    turn_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    turn_task_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint("sender IN ('user', 'mojo', 'system')", name="sender_known"),
@@ -117,6 +124,19 @@ class Message(db.Model):
             postgresql_where=text("in_reply_to_pk IS NOT NULL"),
         ),
         Index("ix_md_message_session_date", "session_id", "message_date", "message_pk"),
+        # The recovery sweep looks for these two sets often: keep them small indexes.
+        Index(
+            "ix_md_message_awaiting_ack",
+            "last_delivery_at",
+            postgresql_where=text(
+                "sender = 'mojo' AND acknowledged_at IS NULL AND in_error_state IS NULL"
+            ),
+        ),
+        Index(
+            "ix_md_message_user_creation",
+            "creation_date",
+            postgresql_where=text("sender = 'user'"),
+        ),
     )
 
     @property

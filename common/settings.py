@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     # A stream that sends nothing for this long is abandoned.
     llm_stall_timeout_s: float = Field(default=30.0, gt=0)
+    # A failed LLM call (error status, broken or stalled stream) is retried this
+    # many times, as Celery countdown retries with exponential backoff.
     llm_max_retries: int = Field(default=2, ge=0)
+    llm_retry_backoff_s: float = Field(default=1.0, gt=0)
     llm_temperature: float = 0.3
 
     # Streaming: first token at once, then at most one mojo_token per window.
@@ -57,9 +60,18 @@ class Settings(BaseSettings):
     delivery_queue: str = "delivery"
     turn_concurrency: int = Field(default=32, gt=0)
 
-    # Delivery (used by the reliable-delivery machinery)
+    # Delivery: an unacknowledged message is resent every interval, at most max tries.
     resend_interval_s: float = Field(default=5.0, gt=0)
     resend_max_tries: int = Field(default=120, ge=0)
+
+    # Recovery of lost work (a killed worker, a Redis restart): a running turn
+    # renews its lease; a periodic sweep restarts turns whose lease ran out and
+    # resend chains that stopped, for messages younger than the window.
+    turn_lease_s: float = Field(default=20.0, gt=0)
+    recovery_interval_s: float = Field(default=10.0, gt=0)
+    recovery_window_s: float = Field(default=600.0, gt=0)
+    # No turn may run longer than this, whatever the LLM does.
+    turn_deadline_s: float = Field(default=300.0, gt=0)
 
     # Health checks must answer quickly even when a dependency hangs.
     health_timeout_s: float = Field(default=1.0, gt=0)

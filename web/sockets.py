@@ -10,6 +10,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 
 from common.errors import Unauthorized
 from web.auth import user_id_from_token
+from web.delivery import ensure_delivery_listener, replay_unacknowledged
 from web.extensions import socketio
 from web.services.sessions import user_owns_session
 
@@ -27,6 +28,7 @@ def on_connect(auth: Any = None) -> None:
     except Unauthorized as exc:
         raise ConnectionRefusedError(exc.message) from None
     _socket_users[request.sid] = user_id  # type: ignore[attr-defined]
+    ensure_delivery_listener()
 
 
 @socketio.on("disconnect")
@@ -36,7 +38,8 @@ def on_disconnect(*_args: Any) -> None:
 
 @socketio.on("start_session")
 def on_start_session(data: Any = None) -> dict[str, Any]:
-    """Join the session's room; only its owner may."""
+    """Join the session's room (only its owner may) and replay what the
+    client has not acknowledged yet."""
     user_id = _socket_users.get(request.sid)  # type: ignore[attr-defined]
     session_id = data.get("session_id") if isinstance(data, dict) else None
     if user_id is None:
@@ -47,4 +50,5 @@ def on_start_session(data: Any = None) -> dict[str, Any]:
         log.info("user %s refused to join session %s", user_id, session_id)
         return {"error": "Unknown session_id, or it belongs to another user."}
     join_room(session_id)
+    replay_unacknowledged(session_id, request.sid)  # type: ignore[attr-defined]
     return {"session_id": session_id, "joined": True}

@@ -2,19 +2,25 @@
 
 Rebuilds the conversation from the stored messages, streams the answer from
 the LLM as coalesced `mojo_token` emits, stores the assistant message and
-emits `mojo_message`. Idempotent: at most one reply per user message,
-enforced by a unique index, so a turn run twice (a worker lost mid-turn)
-stores and announces one answer.
+starts its acknowledged delivery (`mojo_message`).
+
+Idempotent and recoverable: the turn first claims the user message with a
+lease (renewed while streaming), so a redelivered task does not run it twice
+at once, and a turn whose worker died is restarted by the recovery sweep once
+the lease runs out. At most one reply per user message is stored, enforced by
+a unique index, and only the run that stored it announces it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
 
 from common import llm
 from common.db import with_db_session
@@ -22,48 +28,79 @@ from common.emitter import emit_to_session
 from common.models import MOJO_SENDER, USER_SENDER, Message, Session, User
 from common.prompts import render_prompt
 from common.settings import get_settings
+from worker.delivery import start_delivery
 from worker.streaming import TokenCoalescer
 
 log = logging.getLogger(__name__)
 
 # How many earlier messages the model sees.
 HISTORY_LIMIT = 50
+PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
+
+
+class TurnDeadlineExceeded(Exception):
+    """The turn ran past TURN_DEADLINE_S: it is ended, not retried."""
 
 
 class AssistantTurn:
-    """One assistant reply to the user message `user_message_pk`."""
+    """One assistant reply to the user message `user_message_pk`, run by `task_id`."""
 
-    def __init__(self, user_message_pk: int):
+    def __init__(self, user_message_pk: int, task_id: str):
         self.user_message_pk = user_message_pk
+        self.task_id = task_id
         self.session_id: str = ""
+        self._settings = get_settings()
+        self._lease_renewed_at = 0.0
 
     def run(self) -> int | None:
-        """Answer the user message; return the stored reply's pk, or None if
-        there was nothing to do (unknown message, already answered)."""
-        conversation = self._load_conversation()
-        if conversation is None:
-            return None
-        try:
-            answer = self._stream_answer(conversation)
-        except llm.LLMError as exc:
-            log.warning("turn for message %s failed: %s", self.user_message_pk, exc)
-            self._store_failure(str(exc))
-            return None
-        return self._store_and_announce(answer)
+        """Answer the user message; the stored reply's pk, or None if there was
+        nothing to do (unknown message, already answered, held by another run).
 
-    def _load_conversation(self) -> list[dict[str, str]] | None:
+        LLM errors propagate for the task to retry; `fail` ends the turn."""
+        if not self.claim():
+            return None
+        conversation = self._load_conversation()
+        answer = self._stream_answer(conversation)
+        return self._store_and_deliver(answer)
+
+    def claim(self, extra_s: float = 0.0) -> bool:
+        """Take (or keep) the lease on the user message, unless it is answered
+        or held by another live run."""
+        now = datetime.now(UTC)
+        reply = aliased(Message)
         with with_db_session() as db:
-            user_message = db.get(Message, self.user_message_pk)
-            if user_message is None or user_message.sender != USER_SENDER:
-                log.warning("no user message %s: nothing to answer", self.user_message_pk)
-                return None
-            answered = db.scalar(
-                select(Message.message_pk).where(Message.in_reply_to_pk == self.user_message_pk)
+            session_id = db.scalar(
+                update(Message)
+                .where(
+                    Message.message_pk == self.user_message_pk,
+                    Message.sender == USER_SENDER,
+                    ~exists().where(reply.in_reply_to_pk == Message.message_pk),
+                    or_(
+                        Message.turn_task_id.is_(None),
+                        Message.turn_task_id == self.task_id,
+                        Message.turn_lease_until < now,
+                    ),
+                )
+                .values(
+                    turn_task_id=self.task_id,
+                    turn_lease_until=now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
+                )
+                .returning(Message.session_id)
             )
-            if answered is not None:
-                log.info("message %s already answered by %s", self.user_message_pk, answered)
-                return None
-            self.session_id = user_message.session_id
+            db.commit()
+        if session_id is None:
+            log.info("turn for message %s: answered or held elsewhere", self.user_message_pk)
+            return False
+        self.session_id = session_id
+        self._lease_renewed_at = time.monotonic()
+        return True
+
+    def _renew_lease_if_due(self) -> None:
+        if time.monotonic() - self._lease_renewed_at >= self._settings.turn_lease_s / 3:
+            self.claim()
+
+    def _load_conversation(self) -> list[dict[str, str]]:
+        with with_db_session() as db:
             user = db.scalar(
                 select(User)
                 .join(Session, Session.user_id == User.user_id)
@@ -92,20 +129,23 @@ class AssistantTurn:
         return conversation
 
     def _stream_answer(self, conversation: list[dict[str, str]]) -> str:
-        interval_s = get_settings().token_emit_interval_ms / 1000
         coalescer = TokenCoalescer(
-            interval_s,
+            self._settings.token_emit_interval_ms / 1000,
             lambda text: emit_to_session("mojo_token", {"text": text}, self.session_id),
         )
+        deadline = time.monotonic() + self._settings.turn_deadline_s
         answer = ""
         for delta in llm.stream_chat(conversation):
             answer += delta
             coalescer.push(answer)
+            self._renew_lease_if_due()
+            if time.monotonic() > deadline:
+                raise TurnDeadlineExceeded(f"turn ran past {self._settings.turn_deadline_s}s")
         coalescer.flush()
         return answer
 
     def _insert_reply(self, message: dict[str, Any], error: str | None = None) -> int | None:
-        """Insert the reply unless one exists; return its pk if this call stored it."""
+        """Insert the reply unless one exists; its pk if this call stored it."""
         now = datetime.now(UTC)
         with with_db_session() as db:
             pk = db.scalar(
@@ -128,37 +168,29 @@ class AssistantTurn:
                 .returning(Message.message_pk)
             )
             db.execute(
-                Session.__table__.update()
+                update(Session)
                 .where(Session.session_id == self.session_id)
                 .values(last_message_date=now)
             )
             db.commit()
         return pk
 
-    def _store_and_announce(self, answer: str) -> int | None:
+    def _store_and_deliver(self, answer: str) -> int | None:
         pk = self._insert_reply({"text": answer, "text_with_tags": answer})
         if pk is None:
             log.info("message %s was answered by another run", self.user_message_pk)
             return None
-        emit_to_session(
-            "mojo_message",
-            {
-                "message_pk": pk,
-                "text": answer,
-                "text_with_tags": answer,
-                "user_task_execution_pk": None,
-                "audio": False,
-            },
-            self.session_id,
-        )
+        start_delivery(pk)
         return pk
 
-    def _store_failure(self, error: str) -> None:
-        public_error = "The assistant could not answer this message. Please try again."
-        pk = self._insert_reply({"text": "", "error": public_error}, error=error)
+    def fail(self, error: str) -> None:
+        """End the turn: store a reply in error state and tell the room."""
+        if not self.session_id and not self.claim():
+            return
+        pk = self._insert_reply({"text": "", "error": PUBLIC_ERROR}, error=error)
         if pk is not None:
             emit_to_session(
                 "error",
-                {"error": public_error, "user_message_pk": self.user_message_pk},
+                {"error": PUBLIC_ERROR, "user_message_pk": self.user_message_pk},
                 self.session_id,
             )

@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
-from worker.assistant_turn import AssistantTurn
+import logging
+
+from celery import Task
+
+from common import llm
+from common.settings import get_settings
+from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
 from worker.celery_app import ASSISTANT_TURN_TASK, celery_app
 
+log = logging.getLogger(__name__)
 
-@celery_app.task(name=ASSISTANT_TURN_TASK, acks_late=True, reject_on_worker_lost=True)
-def assistant_turn(user_message_pk: int) -> int | None:
-    """Answer the stored user message `user_message_pk`; return the reply's pk."""
-    return AssistantTurn(user_message_pk).run()
+
+@celery_app.task(
+    bind=True,
+    name=ASSISTANT_TURN_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # bounded below by LLM_MAX_RETRIES
+    ignore_result=True,
+)
+def assistant_turn(self: Task, user_message_pk: int) -> int | None:
+    """Answer the stored user message `user_message_pk`; return the reply's pk.
+
+    A failed LLM call is retried with exponential backoff as a Celery
+    countdown (the lease is extended to cover the wait); after the last try
+    the turn ends with an `error` event and a stored error.
+    """
+    settings = get_settings()
+    turn = AssistantTurn(user_message_pk, self.request.id)
+    try:
+        return turn.run()
+    except llm.LLMError as exc:
+        retries = self.request.retries
+        if retries < settings.llm_max_retries:
+            countdown = settings.llm_retry_backoff_s * 2**retries
+            log.warning(
+                "turn for message %s failed (%s); retry %s in %.1fs",
+                user_message_pk,
+                exc,
+                retries + 1,
+                countdown,
+            )
+            turn.claim(extra_s=countdown)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        log.error("turn for message %s failed for good: %s", user_message_pk, exc)
+        turn.fail(f"{type(exc).__name__}: {exc}")
+    except TurnDeadlineExceeded as exc:
+        log.error("turn for message %s: %s", user_message_pk, exc)
+        turn.fail(str(exc))
+    return None

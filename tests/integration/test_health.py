@@ -15,14 +15,16 @@ import requests
 
 from common.embedded import EmbeddedRedis, free_port
 from tests.support.clients import Api
-from tests.support.stack import Stack, base_env
+from tests.support.stack import Stack, base_env, fresh_database, migrate
 
 
 @pytest.fixture
-def isolated(database_url: str, llm_url: str, stack_env, tmp_path: Path) -> Iterator[Stack]:
+def isolated(database_url: str, llm_url: str, tmp_path: Path) -> Iterator[Stack]:
     redis_server = EmbeddedRedis(tmp_path / "redis", free_port())
     redis_server.start()
-    stack = Stack(base_env(database_url, redis_server.url(0), llm_url), tmp_path)
+    env = base_env(fresh_database(database_url, "system1_isolated"), redis_server.url(0), llm_url)
+    migrate(env)
+    stack = Stack(env, tmp_path)
     stack.redis_server = redis_server  # type: ignore[attr-defined]
     try:
         stack.start_web_node()

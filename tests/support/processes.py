@@ -103,8 +103,15 @@ def web_node(name: str, port: int, env: dict[str, str], log_dir: Path) -> ChildP
 
 
 def celery_worker(
-    name: str, queues: str, env: dict[str, str], log_dir: Path, concurrency: int = 8
+    name: str,
+    queues: str,
+    env: dict[str, str],
+    log_dir: Path,
+    concurrency: int = 8,
+    beat: bool = False,
 ) -> ChildProcess:
+    """A Celery worker; with `beat`, it also runs the periodic recovery sweep."""
+    beat_args = ["-B", "--schedule", str(log_dir / f"{name}-beat-schedule")] if beat else []
     return ChildProcess(
         name,
         [
@@ -125,6 +132,7 @@ def celery_worker(
             "--without-mingle",
             "--loglevel",
             "INFO",
+            *beat_args,
         ],
         env,
         log_dir,

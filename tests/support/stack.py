@@ -8,7 +8,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg2
 import requests
+from sqlalchemy.engine import make_url
 
 from common.embedded import free_port
 from tests.support.processes import (
@@ -39,11 +41,32 @@ def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> d
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
         TOKEN_EMIT_INTERVAL_MS="20",
-        LLM_MAX_RETRIES="0",
+        LLM_MAX_RETRIES="1",
+        LLM_RETRY_BACKOFF_S="0.2",
+        TURN_LEASE_S="6",
+        RECOVERY_INTERVAL_S="2",
         LLM_STALL_TIMEOUT_S="2",
     )
     env.update(extra)
     return env
+
+
+def fresh_database(database_url: str, name: str) -> str:
+    """A new, empty database on the same server as `database_url`.
+
+    Stacks that run their own workers need their own database: their recovery
+    sweep would otherwise pick up the other stacks' messages.
+    """
+    server = make_url(database_url)
+    connection = psycopg2.connect(server.set(database="postgres").render_as_string(False))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return server.set(database=name).render_as_string(False)
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -94,9 +117,11 @@ class Stack:
             raise RuntimeError(f"{name} did not start:\n{node.log_tail()}") from None
         return url
 
-    def start_worker(self, queues: str = "turns,delivery", concurrency: int = 8) -> ChildProcess:
+    def start_worker(
+        self, queues: str = "turns,delivery", concurrency: int = 8, beat: bool = True
+    ) -> ChildProcess:
         name = f"worker-{len(self.workers)}"
-        worker = celery_worker(name, queues, self.env, self.log_dir, concurrency).start()
+        worker = celery_worker(name, queues, self.env, self.log_dir, concurrency, beat).start()
         self.workers.append(worker)
         return worker
 

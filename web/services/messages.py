@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import kombu.exceptions
@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from common.emitter import emit_to_session
 from common.errors import ServiceUnavailable
 from common.models import USER_SENDER, Message
+from common.settings import get_settings
 from web.extensions import db
 from web.services.sessions import get_owned_session
 from web.services.turns import enqueue_assistant_turn
@@ -46,6 +47,9 @@ def receive_user_message(
             message={"text": text, "message_id": message_id},
             message_date=now,
             creation_date=now,
+            # A queued turn counts as held until then; if no worker takes it
+            # by that time, the recovery sweep queues it again.
+            turn_lease_until=now + timedelta(seconds=get_settings().turn_lease_s),
         )
         .on_conflict_do_nothing(
             index_elements=[Message.session_id, Message.client_message_id],

@@ -1,0 +1,103 @@
+"""Acknowledged delivery of finished assistant messages (`mojo_message`, and
+`draft_message` for drafts).
+
+The state lives in PostgreSQL (md_message.acknowledged_at, delivery_attempts,
+last_delivery_at), never only in a process's memory. Delivering means
+publishing a delivery request on a Redis channel that every web node listens
+to; each node emits the message to *its own* sockets in the session's room
+with an ack callback, because only the node that holds a socket can receive
+that socket's ack (a worker's write-only emitter cannot). Celery countdown
+tasks resend until an ack is stored (worker/delivery.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import redis
+from sqlalchemy import update
+
+from common.db import with_db_session
+from common.models import Message
+from common.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+DELIVERY_CHANNEL = "system1:delivery"
+
+# The field of the client's ack that must match, per event (Mojodex clients).
+ACK_KEYS = {"mojo_message": "message_pk", "draft_message": "produced_text_version_pk"}
+
+
+def delivery_event(message: Message) -> tuple[str, dict[str, Any]]:
+    """The Socket.IO event and payload that deliver a stored assistant message."""
+    body = message.message
+    payload: dict[str, Any] = {
+        "message_pk": message.message_pk,
+        "text": body.get("text", ""),
+        "text_with_tags": body.get("text_with_tags", body.get("text", "")),
+        "session_id": message.session_id,
+        "user_task_execution_pk": body.get("user_task_execution_pk"),
+        "audio": False,
+    }
+    if message.event_name == "draft_message":
+        for key in (
+            "produced_text",
+            "produced_text_title",
+            "produced_text_pk",
+            "produced_text_version_pk",
+            "text_type",
+        ):
+            payload[key] = body.get(key)
+    return message.event_name, payload
+
+
+def ack_matches(event: str, payload: dict[str, Any], ack: Any) -> bool:
+    """Whether a client's ack acknowledges this message.
+
+    python-socketio clients answer every ack request, even with nothing (the
+    Mojodex CLI returns None for other sessions' events): only an ack carrying
+    the matching id counts.
+    """
+    if not isinstance(ack, dict):
+        return False
+    key = ACK_KEYS.get(event, "message_pk")
+    expected = payload.get(key)
+    received = ack.get(key)
+    if expected is None or received is None:
+        return False
+    return str(received) == str(expected)
+
+
+def record_ack(message_pk: int) -> bool:
+    """Store the acknowledgment; True if this call stored it (first ack)."""
+    with with_db_session() as db:
+        stored = db.execute(
+            update(Message)
+            .where(Message.message_pk == message_pk, Message.acknowledged_at.is_(None))
+            .values(acknowledged_at=datetime.now(UTC))
+            .returning(Message.message_pk)
+        ).first()
+        db.commit()
+    return stored is not None
+
+
+@lru_cache(maxsize=1)
+def _publisher() -> redis.Redis:
+    return redis.Redis.from_url(
+        get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
+
+
+def publish_delivery(event: str, payload: dict[str, Any]) -> int:
+    """Ask every web node to emit this message to its sockets in the room.
+
+    Returns the number of web nodes that received the request. A Redis error
+    propagates: the caller's resend schedule tries again later.
+    """
+    request = json.dumps({"event": event, "payload": payload})
+    return int(_publisher().publish(DELIVERY_CHANNEL, request))
