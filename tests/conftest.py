@@ -5,14 +5,14 @@ stack (a web node and a Celery worker) that the integration tests talk to."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.support.clients import Api, SocketClient, User
-from tests.support.stack import Stack, base_env, migrate, start_scripted_llm
+from tests.support.stack import Stack, base_env, fresh_database, migrate, start_scripted_llm
 
 TEST_DATABASE = "system1_test"
 
@@ -72,6 +72,37 @@ def stack(stack_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
         stack.wait_healthy()
         yield stack
     finally:
+        stack.stop()
+
+
+@pytest.fixture
+def make_stack(database_url: str, llm_url: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Build an isolated stack: its own Redis (which the test may stop or
+    restart), its own database, web nodes and workers; settings overridable."""
+    created: list[Stack] = []
+
+    def _make(
+        web_nodes: int = 1, workers: tuple[str, ...] = ("turns,delivery",), **settings: str
+    ) -> Stack:
+        index = len(created)
+        redis_server = EmbeddedRedis(tmp_path / f"redis-{index}", free_port())
+        redis_server.start()
+        database = fresh_database(database_url, f"system1_isolated_{index}")
+        env = base_env(database, redis_server.url(0), llm_url, **settings)
+        migrate(env)
+        log_dir = tmp_path / f"stack-{index}"
+        log_dir.mkdir()
+        stack = Stack(env, log_dir, redis_server=redis_server)
+        created.append(stack)
+        for _ in range(web_nodes):
+            stack.start_web_node()
+        for position, queues in enumerate(workers):
+            stack.start_worker(queues, beat=position == 0)
+        stack.wait_healthy()
+        return stack
+
+    yield _make
+    for stack in created:
         stack.stop()
 
 

@@ -12,7 +12,9 @@ import jwt
 from flask import g, request
 
 from common.errors import Unauthorized
+from common.models import User
 from common.settings import get_settings
+from web.extensions import db
 
 ALGORITHM = "HS256"
 
@@ -44,12 +46,21 @@ def user_id_from_token(token: str | None) -> str:
     return user_id
 
 
+def authenticated_user_id(token: str | None) -> str:
+    """The id of an existing user the token was issued for; Unauthorized if the
+    token is bad or the user no longer exists."""
+    user_id = user_id_from_token(token)
+    if db.session.get(User, user_id) is None:
+        raise Unauthorized("Unknown user: log in again.")
+    return user_id
+
+
 def require_user(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Resource method decorator: the request must carry a valid token."""
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.user_id = user_id_from_token(request.headers.get("Authorization"))
+        g.user_id = authenticated_user_id(request.headers.get("Authorization"))
         return handler(*args, **kwargs)
 
     wrapper.requires_user = True  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, join_room
 
 from common.errors import Unauthorized
-from web.auth import user_id_from_token
+from web.auth import authenticated_user_id
 from web.delivery import ensure_delivery_listener, replay_unacknowledged
 from web.extensions import socketio
 from web.services.sessions import user_owns_session
@@ -24,7 +24,7 @@ _socket_users: dict[str, str] = {}
 def on_connect(auth: Any = None) -> None:
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
-        user_id = user_id_from_token(token)
+        user_id = authenticated_user_id(token)
     except Unauthorized as exc:
         raise ConnectionRefusedError(exc.message) from None
     _socket_users[request.sid] = user_id  # type: ignore[attr-defined]

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from common.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
@@ -28,12 +35,23 @@ class InputModel(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL cannot store NUL in text: refuse it here, naming the field.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 def _body_fields() -> dict[str, Any]:
     if not request.content_length and not request.data and not request.form:
         return {}
     if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:
+            body = None  # nested deeper than the parser can go
         if body is None:
             raise BadRequest("The request body is not valid JSON.")
         if not isinstance(body, dict):

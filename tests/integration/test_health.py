@@ -7,33 +7,17 @@ worker) so that stopping Redis does not disturb the other tests.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from common.embedded import EmbeddedRedis, free_port
 from tests.support.clients import Api
-from tests.support.stack import Stack, base_env, fresh_database, migrate
+from tests.support.stack import Stack
 
 
 @pytest.fixture
-def isolated(database_url: str, llm_url: str, tmp_path: Path) -> Iterator[Stack]:
-    redis_server = EmbeddedRedis(tmp_path / "redis", free_port())
-    redis_server.start()
-    env = base_env(fresh_database(database_url, "system1_isolated"), redis_server.url(0), llm_url)
-    migrate(env)
-    stack = Stack(env, tmp_path)
-    stack.redis_server = redis_server  # type: ignore[attr-defined]
-    try:
-        stack.start_web_node()
-        stack.start_worker()
-        stack.wait_healthy()
-        yield stack
-    finally:
-        stack.stop()
-        redis_server.stop()
+def isolated(make_stack) -> Stack:
+    return make_stack()
 
 
 def test_health_is_ok_when_database_redis_and_a_worker_answer(stack):

@@ -42,9 +42,7 @@ BAD_TOKENS: dict[str, Callable[[str, str], str | None]] = {
     "garbage_token": lambda _secret, _user_id: "not-a-jwt",
     "bearer_garbage": lambda _secret, _user_id: "Bearer not-a-jwt",
     "other_secret": lambda _secret, user_id: make_token("another-secret-" + "x" * 32, user_id),
-    "expired": lambda secret, user_id: make_token(
-        secret, user_id, lifetime=timedelta(seconds=-60)
-    ),
+    "expired": lambda secret, user_id: make_token(secret, user_id, lifetime=timedelta(seconds=-60)),
     "no_expiry": lambda secret, user_id: jwt.encode(
         {"sub": user_id, "iat": datetime.now(UTC)}, secret, algorithm="HS256"
     ),

@@ -12,7 +12,7 @@ import psycopg2
 import requests
 from sqlalchemy.engine import make_url
 
-from common.embedded import free_port
+from common.embedded import EmbeddedRedis, free_port
 from tests.support.processes import (
     BIN,
     ROOT,
@@ -96,6 +96,8 @@ class Stack:
     web_nodes: list[ChildProcess] = field(default_factory=list)
     workers: list[ChildProcess] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    # Set for a stack with a Redis of its own, which a test may stop or restart.
+    redis_server: EmbeddedRedis | None = None
 
     @property
     def base_url(self) -> str:
@@ -107,15 +109,24 @@ class Stack:
     def start_web_node(self) -> str:
         port = free_port()
         name = f"web-{len(self.web_nodes)}"
-        node = web_node(name, port, self.env, self.log_dir).start()
+        node = web_node(name, port, self.env, self.log_dir)
         self.web_nodes.append(node)
         self.ports.append(port)
-        url = f"http://127.0.0.1:{port}"
+        self._start_node(len(self.web_nodes) - 1)
+        return self.url(len(self.web_nodes) - 1)
+
+    def _start_node(self, index: int) -> None:
+        node = self.web_nodes[index].start()
+        url = self.url(index)
         try:
-            wait_until(lambda: _responds(url), 30, name)
+            wait_until(lambda: _responds(url), 30, node.name)
         except TimeoutError:
-            raise RuntimeError(f"{name} did not start:\n{node.log_tail()}") from None
-        return url
+            raise RuntimeError(f"{node.name} did not start:\n{node.log_tail()}") from None
+
+    def restart_web_node(self, index: int = 0) -> None:
+        """Stop a web node and start it again on the same port."""
+        self.web_nodes[index].stop()
+        self._start_node(index)
 
     def start_worker(
         self, queues: str = "turns,delivery", concurrency: int = 8, beat: bool = True
@@ -135,6 +146,8 @@ class Stack:
     def stop(self) -> None:
         for process in self.workers + self.web_nodes:
             process.stop()
+        if self.redis_server is not None:
+            self.redis_server.stop()
 
 
 def _responds(url: str) -> bool:
