@@ -68,8 +68,13 @@ class Devstack:
     def text(self) -> str:
         return "".join(self.output)
 
+    @property
+    def log_path(self) -> Path:
+        """The whole output, kept next to DATA_DIR for a look after a failure."""
+        return self.data_dir.with_name(self.data_dir.name + ".log")
+
     def tail(self, chars: int = 4000) -> str:
-        return self.text[-chars:]
+        return f"(all of it in {self.log_path})\n...{self.text[-chars:]}"
 
     def wait_for_output(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
         """The first match of `pattern` (multi-line) in the output, waiting for it to appear."""
@@ -116,8 +121,11 @@ def _hold_free_ports(ports: tuple[int, ...]) -> list[socket.socket]:
 
 def _read_output(stack: Devstack) -> None:
     assert stack.proc.stdout is not None
-    for line in stack.proc.stdout:
-        stack.output.append(line)
+    with stack.log_path.open("w") as log:
+        for line in stack.proc.stdout:
+            stack.output.append(line)
+            log.write(line)
+            log.flush()
 
 
 def _status(url: str) -> int | None:

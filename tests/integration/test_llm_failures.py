@@ -45,3 +45,12 @@ def test_session_answers_the_next_message_after_a_failed_turn(api, user, session
     api.send_message(user, session_id, "[llm:reply=Back on track.]")
 
     assert client.wait_for("mojo_message")["text"] == "Back on track."
+
+
+def test_a_transient_llm_failure_is_retried_and_answered(api, user, session_id, connect):
+    client = connect(user, session_id)
+
+    api.send_message(user, session_id, "Try again [llm:fail_first=1] [llm:reply=Recovered.]")
+
+    assert client.wait_for("mojo_message")["text"] == "Recovered."
+    assert client.events("error") == []

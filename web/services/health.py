@@ -46,7 +46,12 @@ def _check_redis() -> dict[str, Any]:
 
 def _check_workers() -> dict[str, Any]:
     try:
-        replies = celery_app.control.ping(timeout=get_settings().health_timeout_s, limit=1)
+        # A fresh connection each time: a pooled one remembers declaring the
+        # reply queue, which a restarted Redis has forgotten.
+        with celery_app.connection_for_write() as connection:
+            replies = celery_app.control.ping(
+                timeout=get_settings().health_timeout_s, limit=1, connection=connection
+            )
     except Exception as exc:  # the broker can fail in many ways; all mean "no answer"
         log.warning("health: worker ping failed: %s", exc)
         return {"ok": False, "error": "no worker answered"}

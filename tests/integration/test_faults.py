@@ -1,0 +1,174 @@
+"""Delivery and turns survive what production throws at them: a worker killed
+mid-stream, restarts of the web node, the worker and Redis, several web nodes.
+
+Each test builds an isolated stack (own Redis and database) so that it can
+break things without disturbing the others.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import requests
+
+from tests.support.clients import Api, SocketClient
+from tests.support.processes import wait_until
+
+FAST_RESEND = {"RESEND_INTERVAL_S": "1"}
+
+
+@pytest.fixture
+def second_node(stack) -> str:
+    """A second web node on the shared test stack (same Redis, same database)."""
+    if len(stack.web_nodes) < 2:
+        stack.start_web_node()
+    return stack.url(1)
+
+
+def open_socket(url, user, session_id, ack=True, sockets=None) -> SocketClient:
+    client = SocketClient(url, user.token, ack=ack).connect()
+    if sockets is not None:
+        sockets.append(client)
+    assert client.start_session(session_id)["joined"]
+    return client
+
+
+def test_client_on_another_web_node_gets_tokens_and_the_message(
+    api, user, session_id, second_node, sockets
+):
+    on_b = open_socket(second_node, user, session_id, sockets=sockets)
+
+    api.send_message(user, session_id, "Across nodes [llm:words=30] [llm:token_interval_ms=5]")
+
+    message = on_b.wait_for("mojo_message")
+    assert on_b.events("user_message_reception")
+    assert on_b.events("mojo_token")[-1]["text"] == message["text"]
+
+
+def test_ack_collected_by_another_web_node_stops_the_resend(
+    api, user, session_id, second_node, sockets
+):
+    on_a = open_socket(api.base_url, user, session_id, ack=False, sockets=sockets)
+    on_b = open_socket(second_node, user, session_id, ack=True, sockets=sockets)
+
+    api.send_message(user, session_id, "[llm:reply=Acked on B.]")
+    on_b.wait_for("mojo_message")
+    on_a.wait_for("mojo_message")
+
+    with pytest.raises(TimeoutError):
+        on_a.wait_for("mojo_message", timeout=8)
+
+
+def test_worker_killed_mid_stream_still_gives_exactly_one_answer(make_stack, sockets):
+    stack = make_stack(workers=("delivery", "turns"))
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, sockets=sockets)
+    text = "Long answer [llm:words=80] [llm:token_interval_ms=100]"
+
+    sent = api.send_message(user, session_id, text).json()
+    client.wait_for("mojo_token")
+    turns_worker = stack.workers[1]
+    turns_worker.signal_group(signal.SIGKILL)
+    stack.start_worker("turns", beat=False)
+
+    message = client.wait_for("mojo_message", timeout=60)
+    with pytest.raises(TimeoutError):
+        client.wait_for("mojo_message", timeout=8)
+    assert message["text"].startswith("Echo: Long answer.")
+    replies = [m for m in api.messages(user, session_id) if m["sender"] == "mojo"]
+    assert [m["message_pk"] for m in replies] == [message["message_pk"]]
+    assert sent["message_pk"] != message["message_pk"]
+
+
+def test_resend_survives_a_restart_of_the_web_node(make_stack, sockets):
+    stack = make_stack(**FAST_RESEND)
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+    api.send_message(user, session_id, "[llm:reply=Still here.]")
+    first = client.wait_for("mojo_message")
+    client.close()
+
+    stack.restart_web_node(0)
+    again = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+
+    replayed = again.wait_for("mojo_message", timeout=5)
+    resent = again.wait_for("mojo_message", timeout=5)
+    assert replayed["message_pk"] == resent["message_pk"] == first["message_pk"]
+
+
+def test_resend_survives_a_restart_of_the_worker(make_stack, sockets):
+    stack = make_stack(**FAST_RESEND)
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+    api.send_message(user, session_id, "[llm:reply=Keep trying.]")
+    first = client.wait_for("mojo_message")
+
+    stack.workers[0].stop()
+    stack.start_worker()
+    seen_before = len(client.events("mojo_message"))
+
+    resent = client.wait_for(
+        "mojo_message",
+        lambda m: len(client.events("mojo_message")) > seen_before,
+        timeout=30,
+    )
+    assert resent["message_pk"] == first["message_pk"]
+
+
+def test_resend_stops_after_the_maximum_number_of_tries(make_stack, sockets):
+    stack = make_stack(RESEND_INTERVAL_S="0.5", RESEND_MAX_TRIES="3")
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+
+    api.send_message(user, session_id, "[llm:reply=Three more times.]")
+    client.wait_for("mojo_message")
+    for _ in range(3):
+        client.wait_for("mojo_message", timeout=5)
+
+    with pytest.raises(TimeoutError):
+        client.wait_for("mojo_message", timeout=5)
+    assert len(client.events("mojo_message")) == 4
+
+
+def test_stack_recovers_from_a_redis_restart_without_losing_messages(make_stack, sockets):
+    stack = make_stack(**FAST_RESEND)
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, ack=True, sockets=sockets)
+    api.send_message(user, session_id, "[llm:reply=Before the outage.]")
+    client.wait_for("mojo_message")
+
+    # The second turn is streaming while Redis goes away and comes back empty.
+    api.send_message(user, session_id, "During [llm:words=60] [llm:token_interval_ms=100]")
+    client.wait_for("mojo_token")
+    stack.redis_server.restart()
+    during = client.wait_for(
+        "mojo_message", lambda m: m["text"].startswith("Echo: During"), timeout=60
+    )
+
+    def send_after() -> bool:
+        response = api.send_message(
+            user, session_id, "[llm:reply=After the outage.]", message_id="after-outage"
+        )
+        return response.status_code == 200
+
+    wait_until(send_after, 30, "PUT /user_message to succeed again")
+    after = client.wait_for("mojo_message", lambda m: m["text"] == "After the outage.", 60)
+
+    texts = [m["message"]["text"] for m in api.messages(user, session_id)]
+    assert texts[0] == after["text"]
+    assert during["text"] in texts
+    assert "Before the outage." in texts
+    assert len(texts) == 6
+    health = requests.get(stack.base_url + "/health", timeout=5)
+    assert health.status_code == 200, health.text
