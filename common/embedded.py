@@ -340,7 +340,9 @@ class EmbeddedPostgres(_ChildServer):
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
                 if cur.fetchone() is None:
                     # A concurrent caller may create it between our check and our CREATE.
-                    with contextlib.suppress(psycopg2.errors.DuplicateDatabase):
+                    with contextlib.suppress(
+                        psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation
+                    ):
                         cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         finally:
             conn.close()

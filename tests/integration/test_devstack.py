@@ -169,7 +169,8 @@ def _started_with(process: psutil.Process, data_dir: Path) -> bool:
     try:
         if any(marker in arg for arg in process.cmdline()):
             return True
-        if process.cwd().startswith(marker):
+        cwd = process.cwd()
+        if cwd == marker or cwd.startswith(marker + os.sep):
             return True
         return process.environ().get("DATA_DIR") == marker
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
