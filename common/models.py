@@ -142,3 +142,124 @@ class Message(db.Model):
     @property
     def text(self) -> str:
         return str(self.message.get("text", ""))
+
+    @property
+    def text_for_model(self) -> str:
+        """What the model sees of this message: the tagged text of its own
+        answers (so it knows the draft it wrote), the plain text otherwise."""
+        return str(self.message.get("text_with_tags") or self.message.get("text", ""))
+
+
+class Task(db.Model):
+    """A catalogue entry: what the model must produce and what it needs first."""
+
+    __tablename__ = "md_task"
+
+    task_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Stable identifier used by the catalogue file and the CLI loader.
+    name_for_system: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text)
+    icon: Mapped[str] = mapped_column(String(32), default="📝")
+    type: Mapped[str] = mapped_column(String(32), default="instruct")
+    definition_for_system: Mapped[str] = mapped_column(Text)
+    # [{"info_name": ..., "description": ...}]: facts to collect before writing.
+    infos_to_extract: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # [{"input_name", "description_for_user", "placeholder", "type"}]: the start form.
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    final_instruction: Mapped[str] = mapped_column(Text, default="")
+    output_format: Mapped[str] = mapped_column(Text, default="")
+    output_text_type: Mapped[str] = mapped_column(String(64), default="document")
+    # Enabled for every new user.
+    default_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserTask(db.Model):
+    """A task made available to a user."""
+
+    __tablename__ = "md_user_task"
+
+    user_task_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("md_user.user_id", ondelete="CASCADE"))
+    task_fk: Mapped[int] = mapped_column(ForeignKey("md_task.task_pk", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        Index("uq_md_user_task_user_task", "user_id", "task_fk", unique=True),
+    )
+
+
+class UserTaskExecution(db.Model):
+    """One run of a user task, with its own session in "form" mode."""
+
+    __tablename__ = "md_user_task_execution"
+
+    user_task_execution_pk: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=True
+    )
+    user_task_fk: Mapped[int] = mapped_column(
+        ForeignKey("md_user_task.user_task_pk", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("md_session.session_id", ondelete="CASCADE"), unique=True
+    )
+    # The start form: the task's inputs with the values the user gave.
+    json_inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    start_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    title: Mapped[str | None] = mapped_column(String(255))
+    summary: Mapped[str | None] = mapped_column(Text)
+    creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProducedText(db.Model):
+    """A text the assistant wrote for a user (a draft), kept with its versions."""
+
+    __tablename__ = "md_produced_text"
+
+    produced_text_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("md_user.user_id", ondelete="CASCADE"), index=True
+    )
+    user_task_execution_fk: Mapped[int | None] = mapped_column(
+        ForeignKey("md_user_task_execution.user_task_execution_pk", ondelete="CASCADE"),
+        unique=True,
+    )
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("md_session.session_id", ondelete="CASCADE")
+    )
+    creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProducedTextVersion(db.Model):
+    """Version N of a produced text: by the assistant (a draft) or by the user (an edit)."""
+
+    __tablename__ = "md_produced_text_version"
+
+    produced_text_version_pk: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=True
+    )
+    produced_text_fk: Mapped[int] = mapped_column(
+        ForeignKey("md_produced_text.produced_text_pk", ondelete="CASCADE")
+    )
+    version_index: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text, default="")
+    production: Mapped[str] = mapped_column(Text, default="")
+    text_type: Mapped[str] = mapped_column(String(64), default="document")
+    author: Mapped[str] = mapped_column(String(16), default="assistant")
+    creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        # Version numbers are dense and unique per text: two writers cannot both
+        # create version N.
+        Index(
+            "uq_md_produced_text_version_index",
+            "produced_text_fk",
+            "version_index",
+            unique=True,
+        ),
+        CheckConstraint("author IN ('assistant', 'user')", name="author_known"),
+    )

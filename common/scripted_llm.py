@@ -232,7 +232,46 @@ def history_script(conversation: Conversation) -> str:
     return f"Seen: {roles}."
 
 
-SCRIPTS: dict[str, Script] = {"echo": echo_script, "history": history_script}
+TASK_MARKER = "<execution><title>"
+TITLE_MARKER = "Write a short title"
+
+
+def _task_name(conversation: Conversation) -> str:
+    for message in conversation.messages:
+        for line in message_text(message).splitlines():
+            if line.startswith("TASK: ") or line.startswith("Task: "):
+                return line.split(": ", 1)[1].strip()
+    return "your task"
+
+
+def task_script(conversation: Conversation) -> str:
+    """A task conversation, as Mojodex's instruct tasks play it: the first
+    answer asks for a missing fact; every later answer writes the whole result
+    inside `<execution>` tags (a revision is a new whole version)."""
+    name = _task_name(conversation)
+    answered = sum(1 for m in conversation.messages if m.get("role") == "assistant")
+    if answered == 0:
+        return f"To write {name.lower()}, I need one more detail: who is it for, and what tone?"
+    body_words = filler_words(conversation.answer_words)
+    body = (
+        f"Draft for {name}.\n\n"
+        f"Based on: {conversation.user_text or 'your answers'}.\n\n"
+        f"{' '.join(body_words)}.\n\nBest regards"
+    )
+    return f"Here is the result.<execution><title>{name}</title><draft>{body}</draft></execution>"
+
+
+def title_script(conversation: Conversation) -> str:
+    """The title of a task execution: derived from the task's name."""
+    return f"{_task_name(conversation)}: first draft"
+
+
+SCRIPTS: dict[str, Script] = {
+    "echo": echo_script,
+    "history": history_script,
+    "task": task_script,
+    "title": title_script,
+}
 
 
 def pick_script(conversation: Conversation) -> Script:
@@ -241,9 +280,18 @@ def pick_script(conversation: Conversation) -> Script:
     Extension point: further scripts (e.g. a "task conversation" that first asks a question
     and then writes `<execution><title>…</title><draft>…</draft></execution>`) are selected
     here from the messages (say, a marker in the system prompt or the turn count). Whatever
-    is chosen must depend only on `conversation`. `[llm:script=NAME]` picks one by name.
+    is chosen must depend only on `conversation`. `[llm:script=NAME]` picks one by name;
+    otherwise a task prompt (it asks for `<execution>` tags) plays the task script, and a
+    title request the title script.
     """
-    return SCRIPTS[conversation.directives.script or "echo"]
+    if conversation.directives.script:
+        return SCRIPTS[conversation.directives.script]
+    texts = [message_text(m) for m in conversation.messages]
+    if any(text.startswith(TITLE_MARKER) for text in texts):
+        return title_script
+    if any(TASK_MARKER in text for text in texts if text):
+        return task_script
+    return echo_script
 
 
 def build_conversation(

@@ -9,11 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse_many
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that must never be used outside development.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+# HS256 keys shorter than this are guessable offline from any token.
+MIN_PRODUCTION_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -32,6 +35,8 @@ class Settings(BaseSettings):
     # Auth
     jwt_secret: str = DEV_JWT_SECRET
     jwt_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
+    # Secret of the backoffice routes (/task); empty disables them.
+    backoffice_secret: str = ""
 
     # LLM (any OpenAI-compatible endpoint)
     openai_api_key: str | None = None
@@ -52,8 +57,21 @@ class Settings(BaseSettings):
     # Web server
     host: str = "127.0.0.1"
     port: int = 5000
-    # Comma-separated origins allowed besides the server's own; never "*" by default.
+    # Comma-separated origins allowed besides the server's own, for REST (CORS
+    # headers) and Socket.IO alike; never "*" by default.
     cors_allowed_origins: str = ""
+
+    # Rate limits ("N/second|minute|hour|day", limits' syntax; empty = no limit),
+    # counted in Redis (REDIS_URL) and shared by every web node. If Redis is
+    # unreachable the limiter fails open: it counts in the node's memory instead.
+    # Logins (POST /user): per client address, and per email address tried.
+    login_rate_limit: str = "10/minute"
+    # Registrations (PUT /user): per client address.
+    register_rate_limit: str = "10/minute"
+    # User messages (PUT /user_message): per user, and per client address
+    # (several users may share one address).
+    message_rate_limit: str = "60/minute"
+    message_address_rate_limit: str = "300/minute"
 
     # Queues
     turn_queue: str = "turns"
@@ -80,13 +98,38 @@ class Settings(BaseSettings):
     data_dir: str = "data"
 
     log_level: str = "INFO"
+    # "json": one JSON object per line (for log shippers); "text": for people.
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator(
+        "login_rate_limit",
+        "register_rate_limit",
+        "message_rate_limit",
+        "message_address_rate_limit",
+    )
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit (e.g. '10/minute' or '5/second;100/hour')"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.app_env == "production" and (
-            not self.jwt_secret or self.jwt_secret == DEV_JWT_SECRET
+            not self.jwt_secret.strip() or self.jwt_secret == DEV_JWT_SECRET
         ):
             raise ValueError("JWT_SECRET must be set to a private value when APP_ENV=production")
+        if self.app_env == "production" and len(self.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH:
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_PRODUCTION_SECRET_LENGTH} characters "
+                "when APP_ENV=production"
+            )
         return self
 
     @property
@@ -108,7 +151,23 @@ class Settings(BaseSettings):
         return [o.strip() for o in self.cors_allowed_origins.split(",") if o.strip()]
 
 
+class ConfigurationError(RuntimeError):
+    """The environment holds settings the process must not run with."""
+
+
+def _describe(error: dict) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field = ".".join(str(part) for part in error["loc"]).upper()
+    return f"{field}: {message}" if field else message
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; ConfigurationError, naming every
+    problem, if the environment is invalid (a web node or worker then refuses
+    to start)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigurationError(f"Refusing to start: {problems}") from None

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
+from flask_cors import CORS
 
 from common.db import ENGINE_OPTIONS
 from common.emitter import use_server_emitter
+from common.logging_setup import configure_logging
 from common.settings import get_settings
+from web.apidocs import register_api_docs
 from web.cli import register_commands
 from web.errors import register_error_handlers
 from web.extensions import db, migrate, socketio
+from web.metrics import init_request_metrics
+from web.ratelimit import init_rate_limits
+from web.request_context import init_request_context
 from web.routes import register_routes
 
 MIGRATIONS_DIR = "common/migrations"
@@ -21,10 +25,7 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app() -> Flask:
     """Build a configured app; nothing runs at import time."""
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     app = Flask(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_database_url,
@@ -43,7 +44,12 @@ def create_app() -> Flask:
     use_server_emitter(socketio)
     import web.sockets  # noqa: F401  (registers the Socket.IO handlers)
 
+    init_request_context(app)
+    init_request_metrics(app)
+    init_rate_limits(app)
+    _init_cors(app)
     register_routes(app)
+    register_api_docs(app)
     register_error_handlers(app)
     register_commands(app)
     return app
@@ -53,6 +59,20 @@ def _migrations_dir() -> str:
     from pathlib import Path
 
     return str(Path(__file__).resolve().parent.parent / MIGRATIONS_DIR)
+
+
+def _init_cors(app: Flask) -> None:
+    """REST CORS: only the origins of CORS_ALLOWED_ORIGINS (none by default:
+    browsers then allow same-origin pages only). Never "*"."""
+    origins = get_settings().cors_origins
+    if origins:
+        CORS(
+            app,
+            origins=origins,
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
 
 
 def _origin_allowed(origin: str | None, environ: dict) -> bool:

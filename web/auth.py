@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import jwt
 from flask import g, request
 
-from common.errors import Unauthorized
+from common.errors import Forbidden, Unauthorized
 from common.models import User
 from common.settings import get_settings
 from web.extensions import db
@@ -64,6 +65,24 @@ def require_user(handler: Callable[..., Any]) -> Callable[..., Any]:
         return handler(*args, **kwargs)
 
     wrapper.requires_user = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def require_backoffice(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Resource method decorator: the Authorization header must carry the
+    backoffice secret (as Mojodex's backoffice sends it), not a user token."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        secret = get_settings().backoffice_secret
+        if not secret:
+            raise Forbidden("The backoffice is disabled: set BACKOFFICE_SECRET.")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            raise Unauthorized("Invalid backoffice secret.")
+        return handler(*args, **kwargs)
+
+    wrapper.requires_backoffice = True  # type: ignore[attr-defined]
     return wrapper
 
 

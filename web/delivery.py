@@ -18,8 +18,10 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from common import metrics
 from common.db import with_db_session
 from common.delivery import DELIVERY_CHANNEL, ack_matches, delivery_event, record_ack
+from common.logging_setup import log_context
 from common.models import MOJO_SENDER, Message
 from common.settings import get_settings
 from web.extensions import socketio
@@ -38,8 +40,10 @@ _listener_lock = threading.Lock()
 def _ack_callback(event: str, payload: dict[str, Any]):
     def on_ack(*args: Any) -> None:
         ack = args[0] if args else None
-        if ack_matches(event, payload, ack) and record_ack(payload["message_pk"]):
-            log.info("%s %s acknowledged", event, payload["message_pk"])
+        with log_context(session_id=payload.get("session_id")):
+            if ack_matches(event, payload, ack) and record_ack(payload["message_pk"]):
+                metrics.increment("messages_acknowledged", event=event)
+                log.info("%s %s acknowledged", event, payload["message_pk"])
 
     return on_ack
 
@@ -61,7 +65,8 @@ def _listen_forever() -> None:
                 if message.get("type") == "message":
                     request = json.loads(message["data"])
                     payload = request["payload"]
-                    emit_with_ack(request["event"], payload, to=payload["session_id"])
+                    with log_context(session_id=payload["session_id"]):
+                        emit_with_ack(request["event"], payload, to=payload["session_id"])
         except redis.RedisError as exc:
             log.warning("delivery listener lost Redis (%s); retrying in %.1fs", exc, wait_s)
         finally:

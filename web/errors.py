@@ -10,10 +10,12 @@ import logging
 import kombu.exceptions
 import redis.exceptions
 from flask import Flask, jsonify
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from common.errors import ApiError
+from web.ratelimit import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return _error(exc.message, exc.status)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded):
+        retry_after = retry_after_s(exc)
+        return _error(
+            f"Too many requests (limit: {exc.description}); retry in {retry_after} s.",
+            429,
+            {"Retry-After": str(retry_after)},
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -8,16 +8,30 @@ from flask_restful import Api
 
 from web.resources.health import HealthResource
 from web.resources.message import MessageResource
+from web.resources.metrics import MetricsResource
+from web.resources.produced_text import ProducedTextResource
 from web.resources.session import SessionResource
+from web.resources.task import TaskResource
 from web.resources.user import UserResource
 from web.resources.user_message import UserMessageResource
+from web.resources.user_task import UserTaskResource
+from web.resources.user_task_execution import (
+    UserTaskExecutionResource,
+    UserTaskExecutionRunResource,
+)
 
 ROUTES: list[tuple[type, str]] = [
     (UserResource, "/user"),
     (SessionResource, "/session"),
     (UserMessageResource, "/user_message"),
     (MessageResource, "/message"),
+    (UserTaskResource, "/user_task"),
+    (UserTaskExecutionResource, "/user_task_execution"),
+    (UserTaskExecutionRunResource, "/user_task_execution_run"),
+    (ProducedTextResource, "/produced_text"),
+    (TaskResource, "/task"),
     (HealthResource, "/health"),
+    (MetricsResource, "/metrics"),
 ]
 
 

@@ -8,6 +8,7 @@ A missing field is a 400 naming the field; a present but invalid value is a
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -44,7 +45,7 @@ class InputModel(BaseModel):
         return value
 
 
-def _body_fields() -> dict[str, Any]:
+def _body_fields(forms: bool = True) -> dict[str, Any]:
     if not request.content_length and not request.data and not request.form:
         return {}
     if request.mimetype == "application/json":
@@ -57,29 +58,53 @@ def _body_fields() -> dict[str, Any]:
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
         return body
-    if request.mimetype in FORM_TYPES:
+    if forms and request.mimetype in FORM_TYPES:
         return request.form.to_dict()
+    accepted = "application/json or multipart/form-data" if forms else "application/json"
     raise UnsupportedMediaType(
-        "Send the body as application/json or multipart/form-data "
-        f"(got {request.mimetype or 'no content type'})."
+        f"Send the body as {accepted} (got {request.mimetype or 'no content type'})."
     )
 
 
-def request_fields(location: Location) -> dict[str, Any]:
-    """The raw input fields of the current request for a location."""
+def request_fields(location: Location, forms: bool = True) -> dict[str, Any]:
+    """The raw input fields of the current request for a location (forms
+    accepted in the body only if `forms`)."""
     if location == "query":
         return request.args.to_dict()
     if location == "body":
-        return _body_fields()
-    return {**request.args.to_dict(), **_body_fields()}
+        return _body_fields(forms)
+    return {**request.args.to_dict(), **_body_fields(forms)}
 
 
 def _field_name(error: dict[str, Any]) -> str:
     return ".".join(str(part) for part in error["loc"]) or "body"
 
 
+def _unstorable_text(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """The first string, at any depth, that PostgreSQL cannot store (a NUL, or
+    a lone surrogate that has no UTF-8 form): its field path and the reason."""
+    pending = deque((str(key), value) for key, value in fields.items())
+    while pending:
+        path, value = pending.popleft()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path, "must not contain NUL characters"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path, "must be valid Unicode text (no lone surrogates)"
+        elif isinstance(value, dict):
+            pending.extend((f"{path}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{path}.{index}", item) for index, item in enumerate(value))
+    return None
+
+
 def validate(model: type[M], fields: dict[str, Any]) -> M:
     """Validate fields against a model, raising a client error naming the field."""
+    unstorable = _unstorable_text(fields)
+    if unstorable is not None:
+        raise Unprocessable(f"Invalid field '{unstorable[0]}': {unstorable[1]}.")
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
@@ -92,17 +117,25 @@ def validate(model: type[M], fields: dict[str, Any]) -> M:
         raise Unprocessable(f"Invalid field '{_field_name(first)}': {first['msg']}.") from None
 
 
-def use_input(model: type[M], location: Location) -> Callable[[Callable[..., Any]], Any]:
-    """Decorate a Resource method: it receives the validated input as `data`."""
+def use_input(
+    model: type[M], location: Location, forms: bool = False
+) -> Callable[[Callable[..., Any]], Any]:
+    """Decorate a Resource method: it receives the validated input as `data`.
+
+    A body is JSON; `forms=True` also accepts multipart/form-data and
+    x-www-form-urlencoded bodies with the same field names (Mojodex clients
+    send forms to PUT /user_message and POST /user_task_execution_run).
+    """
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs["data"] = validate(model, request_fields(location))
+            kwargs["data"] = validate(model, request_fields(location, forms))
             return handler(*args, **kwargs)
 
         wrapper.input_model = model  # type: ignore[attr-defined]  # read by the OpenAPI builder
         wrapper.input_location = location  # type: ignore[attr-defined]
+        wrapper.input_forms = forms  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
@@ -112,4 +145,6 @@ MAX_PAGE_SIZE = 50
 
 # A page size: at least 1; larger requests are served 50 at a time (as Mojodex).
 PageSize = Annotated[int, Field(ge=1), AfterValidator(lambda n: min(n, MAX_PAGE_SIZE))]
-Offset = Annotated[int, Field(ge=0)]
+# Bounded so that PostgreSQL (bigint OFFSET) never sees an out-of-range number.
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]

@@ -1,8 +1,11 @@
-"""An assistant turn: answer one stored user message.
+"""An assistant turn: answer one stored user message (or a task run's inputs).
 
 Rebuilds the conversation from the stored messages, streams the answer from
 the LLM as coalesced `mojo_token` emits, stores the assistant message and
-starts its acknowledged delivery (`mojo_message`).
+starts its acknowledged delivery (`mojo_message`). In a task execution's
+session the model may write the result inside tags: that part streams as
+`draft_token`, is stored as a new version of the execution's produced text,
+and the turn ends with a `draft_message` instead.
 
 Idempotent and recoverable: the turn first claims the user message with a
 lease (renewed while streaming), so a redelivered task does not run it twice
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,14 +29,30 @@ from sqlalchemy.orm import aliased
 from common import llm
 from common.db import with_db_session
 from common.emitter import emit_to_session
-from common.models import MOJO_SENDER, USER_SENDER, Message, Session, User
+from common.models import (
+    MOJO_SENDER,
+    SYSTEM_SENDER,
+    USER_SENDER,
+    Message,
+    ProducedText,
+    Session,
+    Task,
+    User,
+    UserTask,
+    UserTaskExecution,
+)
+from common.produced_texts import add_version, latest_version
 from common.prompts import render_prompt
 from common.settings import get_settings
+from common.tagged_stream import TaggedStreamParser, TaggedText
+from worker.celery_app import TITLE_TASK, celery_app
 from worker.delivery import start_delivery
 from worker.streaming import TokenCoalescer
 
 log = logging.getLogger(__name__)
 
+# A turn answers a user message, or the inputs of a task run (a system message).
+ANSWERABLE_SENDERS = (USER_SENDER, SYSTEM_SENDER)
 # How many earlier messages the model sees.
 HISTORY_LIMIT = 50
 PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
@@ -42,18 +62,45 @@ class TurnDeadlineExceeded(Exception):
     """The turn ran past TURN_DEADLINE_S: it is ended, not retried."""
 
 
+@dataclass
+class TaskContext:
+    """What a turn in a task execution's session needs to know."""
+
+    user_task_execution_pk: int
+    task: Task
+    is_first_turn: bool
+    needs_title: bool
+
+
+@dataclass
+class Answer:
+    """The finished answer: raw text, and what its tags say in a task turn."""
+
+    raw: str
+    tagged: TaggedText | None = None
+
+    @property
+    def user_text(self) -> str:
+        return self.tagged.outside.strip() if self.tagged else self.raw
+
+    @property
+    def has_draft(self) -> bool:
+        return bool(self.tagged and self.tagged.has_execution and self.tagged.draft.strip())
+
+
 class AssistantTurn:
-    """One assistant reply to the user message `user_message_pk`, run by `task_id`."""
+    """One assistant reply to the message `user_message_pk`, run by `task_id`."""
 
     def __init__(self, user_message_pk: int, task_id: str):
         self.user_message_pk = user_message_pk
         self.task_id = task_id
         self.session_id: str = ""
+        self.task: TaskContext | None = None
         self._settings = get_settings()
         self._lease_renewed_at = 0.0
 
     def run(self) -> int | None:
-        """Answer the user message; the stored reply's pk, or None if there was
+        """Answer the message; the stored reply's pk, or None if there was
         nothing to do (unknown message, already answered, held by another run).
 
         LLM errors propagate for the task to retry; `fail` ends the turn."""
@@ -64,8 +111,8 @@ class AssistantTurn:
         return self._store_and_deliver(answer)
 
     def claim(self, extra_s: float = 0.0) -> bool:
-        """Take (or keep) the lease on the user message, unless it is answered
-        or held by another live run."""
+        """Take (or keep) the lease on the message, unless it is answered or
+        held by another live run."""
         now = datetime.now(UTC)
         reply = aliased(Message)
         with with_db_session() as db:
@@ -73,7 +120,7 @@ class AssistantTurn:
                 update(Message)
                 .where(
                     Message.message_pk == self.user_message_pk,
-                    Message.sender == USER_SENDER,
+                    Message.sender.in_(ANSWERABLE_SENDERS),
                     ~exists().where(reply.in_reply_to_pk == Message.message_pk),
                     or_(
                         Message.turn_task_id.is_(None),
@@ -101,11 +148,8 @@ class AssistantTurn:
 
     def _load_conversation(self) -> list[dict[str, str]]:
         with with_db_session() as db:
-            user = db.scalar(
-                select(User)
-                .join(Session, Session.user_id == User.user_id)
-                .where(Session.session_id == self.session_id)
-            )
+            session = db.get(Session, self.session_id)
+            user = db.get(User, session.user_id)
             history = db.scalars(
                 select(Message)
                 .where(
@@ -116,78 +160,175 @@ class AssistantTurn:
                 .order_by(Message.message_date.desc(), Message.message_pk.desc())
                 .limit(HISTORY_LIMIT)
             ).all()
-        system = render_prompt(
-            "chat_system",
-            user_name=user.name if user else None,
-            language_code=user.language_code if user else None,
-            today=datetime.now(UTC).date().isoformat(),
-        )
+            context = {
+                "user_name": user.name,
+                "language_code": user.language_code,
+                "today": datetime.now(UTC).date().isoformat(),
+            }
+            if session.mode == "form":
+                system = self._task_prompt(db, context, history)
+            else:
+                system = render_prompt("chat_system", **context)
         conversation = [{"role": "system", "content": system}]
         for message in reversed(history):
-            role = "user" if message.sender == USER_SENDER else "assistant"
-            conversation.append({"role": role, "content": message.text})
+            if message.sender == MOJO_SENDER:
+                conversation.append({"role": "assistant", "content": message.text_for_model})
+            else:
+                conversation.append({"role": "user", "content": message.text})
         return conversation
 
-    def _stream_answer(self, conversation: list[dict[str, str]]) -> str:
-        coalescer = TokenCoalescer(
-            self._settings.token_emit_interval_ms / 1000,
+    def _task_prompt(self, db: Any, context: dict[str, Any], history: Any) -> str:
+        row = db.execute(
+            select(UserTaskExecution, Task)
+            .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
+            .join(Task, Task.task_pk == UserTask.task_fk)
+            .where(UserTaskExecution.session_id == self.session_id)
+        ).first()
+        execution, task = row.UserTaskExecution, row.Task
+        produced_text = db.scalar(
+            select(ProducedText).where(
+                ProducedText.user_task_execution_fk == execution.user_task_execution_pk
+            )
+        )
+        draft = latest_version(db, produced_text.produced_text_pk) if produced_text else None
+        self.task = TaskContext(
+            user_task_execution_pk=execution.user_task_execution_pk,
+            task=task,
+            is_first_turn=not any(m.sender == MOJO_SENDER for m in history),
+            needs_title=execution.title is None,
+        )
+        inputs = [item for item in execution.json_inputs if item.get("value")]
+        return render_prompt("task_system", task=task, inputs=inputs, draft=draft, **context)
+
+    def _stream_answer(self, conversation: list[dict[str, str]]) -> Answer:
+        interval_s = self._settings.token_emit_interval_ms / 1000
+        mojo_tokens = TokenCoalescer(
+            interval_s,
             lambda text: emit_to_session("mojo_token", {"text": text}, self.session_id),
         )
+        draft_tokens = TokenCoalescer(interval_s, self._emit_draft_token)
+        parser = TaggedStreamParser() if self.task else None
         deadline = time.monotonic() + self._settings.turn_deadline_s
-        answer = ""
+        raw = ""
+        shown = TaggedText(outside="", title="", draft="", has_execution=False)
         for delta in llm.stream_chat(conversation):
-            answer += delta
-            coalescer.push(answer)
+            raw += delta
+            if parser is None:
+                mojo_tokens.push(raw)
+            else:
+                state = parser.feed(delta)
+                if state.outside != shown.outside:
+                    mojo_tokens.push(state.outside)
+                if (state.title, state.draft) != (shown.title, shown.draft):
+                    draft_tokens.push(state)
+                shown = state
             self._renew_lease_if_due()
             if time.monotonic() > deadline:
                 raise TurnDeadlineExceeded(f"turn ran past {self._settings.turn_deadline_s}s")
-        coalescer.flush()
-        return answer
+        mojo_tokens.flush()
+        draft_tokens.flush()
+        return Answer(raw, parser.finish() if parser else None)
 
-    def _insert_reply(self, message: dict[str, Any], error: str | None = None) -> int | None:
+    def _emit_draft_token(self, state: TaggedText) -> None:
+        emit_to_session(
+            "draft_token",
+            {"produced_text_title": state.title, "produced_text": state.draft, "text": state.draft},
+            self.session_id,
+        )
+
+    def _insert_reply(self, db: Any, message: dict[str, Any], event_name: str, **extra: Any):
         """Insert the reply unless one exists; its pk if this call stored it."""
         now = datetime.now(UTC)
-        with with_db_session() as db:
-            pk = db.scalar(
-                insert(Message)
-                .values(
-                    session_id=self.session_id,
-                    sender=MOJO_SENDER,
-                    event_name="mojo_message",
-                    message=message,
-                    in_reply_to_pk=self.user_message_pk,
-                    message_date=now,
-                    creation_date=now,
-                    in_error_state=now if error else None,
-                    error_text=error,
-                )
-                .on_conflict_do_nothing(
-                    index_elements=[Message.in_reply_to_pk],
-                    index_where=Message.in_reply_to_pk.isnot(None),
-                )
-                .returning(Message.message_pk)
+        pk = db.scalar(
+            insert(Message)
+            .values(
+                session_id=self.session_id,
+                sender=MOJO_SENDER,
+                event_name=event_name,
+                message=message,
+                in_reply_to_pk=self.user_message_pk,
+                message_date=now,
+                creation_date=now,
+                **extra,
             )
-            db.execute(
-                update(Session)
-                .where(Session.session_id == self.session_id)
-                .values(last_message_date=now)
+            .on_conflict_do_nothing(
+                index_elements=[Message.in_reply_to_pk],
+                index_where=Message.in_reply_to_pk.isnot(None),
             )
-            db.commit()
+            .returning(Message.message_pk)
+        )
+        db.execute(
+            update(Session)
+            .where(Session.session_id == self.session_id)
+            .values(last_message_date=now)
+        )
         return pk
 
-    def _store_and_deliver(self, answer: str) -> int | None:
-        pk = self._insert_reply({"text": answer, "text_with_tags": answer})
-        if pk is None:
-            log.info("message %s was answered by another run", self.user_message_pk)
-            return None
+    def _store_and_deliver(self, answer: Answer) -> int | None:
+        message: dict[str, Any] = {"text": answer.user_text, "text_with_tags": answer.raw}
+        if self.task:
+            message["user_task_execution_pk"] = self.task.user_task_execution_pk
+        event_name = "draft_message" if answer.has_draft else "mojo_message"
+        with with_db_session() as db:
+            pk = self._insert_reply(db, message, event_name)
+            if pk is None:
+                db.rollback()
+                log.info("message %s was answered by another run", self.user_message_pk)
+                return None
+            if answer.has_draft:
+                db.get(Message, pk).message = {**message, **self._store_draft(db, answer)}
+            db.commit()
         start_delivery(pk)
+        if self.task and self.task.needs_title:
+            celery_app.send_task(TITLE_TASK, args=[self.task.user_task_execution_pk])
         return pk
+
+    def _store_draft(self, db: Any, answer: Answer) -> dict[str, Any]:
+        """Store the draft as the next version of the execution's produced text."""
+        assert self.task is not None and answer.tagged is not None
+        execution_pk = self.task.user_task_execution_pk
+        produced_text = db.scalar(
+            select(ProducedText).where(ProducedText.user_task_execution_fk == execution_pk)
+        )
+        if produced_text is None:
+            produced_text = ProducedText(
+                user_id=db.get(Session, self.session_id).user_id,
+                user_task_execution_fk=execution_pk,
+                session_id=self.session_id,
+            )
+            db.add(produced_text)
+            db.flush()
+        version = add_version(
+            db,
+            produced_text,
+            title=answer.tagged.title,
+            production=answer.tagged.draft.strip(),
+            text_type=self.task.task.output_text_type,
+            author="assistant",
+        )
+        return {
+            "produced_text": version.production,
+            "produced_text_title": version.title,
+            "produced_text_pk": produced_text.produced_text_pk,
+            "produced_text_version_pk": version.produced_text_version_pk,
+            "produced_text_version_index": version.version_index,
+            "text_type": version.text_type,
+        }
 
     def fail(self, error: str) -> None:
         """End the turn: store a reply in error state and tell the room."""
         if not self.session_id and not self.claim():
             return
-        pk = self._insert_reply({"text": "", "error": PUBLIC_ERROR}, error=error)
+        now = datetime.now(UTC)
+        with with_db_session() as db:
+            pk = self._insert_reply(
+                db,
+                {"text": "", "error": PUBLIC_ERROR},
+                "mojo_message",
+                in_error_state=now,
+                error_text=error,
+            )
+            db.commit()
         if pk is not None:
             emit_to_session(
                 "error",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 
+from common import metrics
 from common.db import with_db_session
 from common.delivery import delivery_event, publish_delivery
 from common.models import MOJO_SENDER, USER_SENDER, Message
@@ -58,6 +59,8 @@ def _advance_attempt(message_pk: int, attempt: int) -> Message | None:
 def _send_and_schedule(message: Message) -> None:
     event, payload = delivery_event(message)
     nodes = publish_delivery(event, payload)
+    sent = "messages_delivered" if message.delivery_attempts == 1 else "messages_resent"
+    metrics.increment(sent, event=event)
     log.info(
         "delivered %s %s (attempt %s) to %s web node(s)",
         event,

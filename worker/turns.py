@@ -6,7 +6,7 @@ import logging
 
 from celery import Task
 
-from common import llm
+from common import llm, metrics
 from common.settings import get_settings
 from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
 from worker.celery_app import ASSISTANT_TURN_TASK, celery_app
@@ -30,9 +30,11 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
     the turn ends with an `error` event and a stored error.
     """
     settings = get_settings()
+    if not self.request.retries:
+        metrics.increment("turns_started")
     turn = AssistantTurn(user_message_pk, self.request.id)
     try:
-        return turn.run()
+        reply_pk = turn.run()
     except llm.LLMError as exc:
         retries = self.request.retries
         if retries < settings.llm_max_retries:
@@ -47,8 +49,18 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
             turn.claim(extra_s=countdown)
             raise self.retry(exc=exc, countdown=countdown) from exc
         log.error("turn for message %s failed for good: %s", user_message_pk, exc)
+        metrics.increment("turns_failed")
         turn.fail(f"{type(exc).__name__}: {exc}")
     except TurnDeadlineExceeded as exc:
         log.error("turn for message %s: %s", user_message_pk, exc)
+        metrics.increment("turns_failed")
         turn.fail(str(exc))
+    except Exception:
+        metrics.increment("turns_failed")
+        raise
+    else:
+        if reply_pk is not None:
+            metrics.increment("turns_finished")
+            log.info("turn for message %s answered: reply %s", user_message_pk, reply_pk)
+        return reply_pk
     return None

@@ -13,6 +13,9 @@ from typing import Any
 import requests
 import socketio
 
+# What a Mojodex client returns to acknowledge each event.
+ACK_KEYS = {"mojo_message": "message_pk", "draft_message": "produced_text_version_pk"}
+
 
 @dataclass
 class User:
@@ -78,8 +81,9 @@ class Api:
 class SocketClient:
     """A python-socketio client that records every event it receives.
 
-    By default it acknowledges `mojo_message` the way Mojodex clients do (the
-    handler returns {session_id, message_pk}); `ack=False` makes it silent.
+    By default it acknowledges `mojo_message` and `draft_message` the way
+    Mojodex clients do (the handler returns {session_id, message_pk} or
+    {session_id, produced_text_version_pk}); `ack=False` makes it silent.
     """
 
     def __init__(self, base_url: str, token: str | None, ack: bool = True):
@@ -99,11 +103,12 @@ class SocketClient:
         with self._lock:
             self.received.append(item)
         self._queue.put(item)
-        if event == "mojo_message" and isinstance(data, dict):
+        if event in ACK_KEYS and isinstance(data, dict):
             if self.ack_override is not None:
                 return self.ack_override(data)
             if self.ack:
-                return {"session_id": data.get("session_id"), "message_pk": data.get("message_pk")}
+                key = ACK_KEYS[event]
+                return {"session_id": data.get("session_id"), key: data.get(key)}
         return None
 
     def connect(self) -> SocketClient:

@@ -24,6 +24,15 @@ from tests.support.processes import (
     web_node,
 )
 
+BACKOFFICE_SECRET = "test-backoffice-secret"
+
+GENEROUS_RATE_LIMITS = {
+    "LOGIN_RATE_LIMIT": "100000/minute",
+    "REGISTER_RATE_LIMIT": "100000/minute",
+    "MESSAGE_RATE_LIMIT": "100000/minute",
+    "MESSAGE_ADDRESS_RATE_LIMIT": "100000/minute",
+}
+
 # Variables of the developer's shell that must not leak into the stack under test.
 _SCRUBBED = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "OPENAI_API_KEY", "PORT")
 
@@ -40,12 +49,18 @@ def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> d
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="INFO",
+        # JSON lines, so that tests can follow a turn through the logs by its ids.
+        LOG_FORMAT="json",
         TOKEN_EMIT_INTERVAL_MS="20",
+        BACKOFFICE_SECRET=BACKOFFICE_SECRET,
         LLM_MAX_RETRIES="1",
         LLM_RETRY_BACKOFF_S="0.2",
         TURN_LEASE_S="6",
         RECOVERY_INTERVAL_S="2",
         LLM_STALL_TIMEOUT_S="2",
+        # Every test client is 127.0.0.1 and registers many users: generous
+        # limits here; tests/integration/test_rate_limits.py sets low ones.
+        **GENEROUS_RATE_LIMITS,
     )
     env.update(extra)
     return env
@@ -70,14 +85,15 @@ def fresh_database(database_url: str, name: str) -> str:
 
 
 def migrate(env: dict[str, str]) -> None:
-    """Apply the schema migrations, as `make run` does."""
-    subprocess.run(
-        [str(BIN / "flask"), "--app", "web.wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    """Apply the schema migrations and load the task catalogue, as `make run` does."""
+    for command in (["db", "upgrade"], ["load-tasks"]):
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "web.wsgi", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
 
 def start_scripted_llm(env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, str]:

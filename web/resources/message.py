@@ -8,6 +8,7 @@ from flask_restful import Resource
 from pydantic import Field
 
 from web.auth import current_user_id, require_user
+from web.openapi import OutputModel, responds
 from web.services import messages
 from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
 
@@ -20,11 +21,36 @@ class ListMessagesInput(InputModel):
     user_task_execution_pk: int | None = None
 
 
+class MessageBody(OutputModel):
+    message_pk: int
+    text: str
+
+
+class ListedMessage(OutputModel):
+    message_pk: int
+    sender: Literal["user", "mojo", "system"]
+    message: MessageBody = Field(description="The stored message, as its event carried it.")
+    audio: bool
+    in_error_state: bool
+    message_date: str = Field(description="ISO 8601 with a UTC offset.")
+
+
+class MessageList(OutputModel):
+    messages: list[ListedMessage] = Field(description="Newest first.")
+
+
 class MessageResource(Resource):
     method_decorators = [require_user]
 
+    @responds(MessageList)
     @use_input(ListMessagesInput, location="query")
     def get(self, data: ListMessagesInput):
+        """A page of a session's messages, newest first (offset_direction picks the end)."""
         return messages.list_messages(
-            current_user_id(), data.session_id, data.n_messages, data.offset, data.offset_direction
+            current_user_id(),
+            data.session_id,
+            data.n_messages,
+            data.offset,
+            data.offset_direction,
+            data.user_task_execution_pk,
         )

@@ -12,9 +12,10 @@ from sqlalchemy.dialects.postgresql import insert
 
 from common.emitter import emit_to_session
 from common.errors import ServiceUnavailable
-from common.models import USER_SENDER, Message
+from common.models import USER_SENDER, Message, Session
 from common.settings import get_settings
 from web.extensions import db
+from web.services.execution_start import execution_for_session, mark_started
 from web.services.sessions import get_owned_session
 from web.services.turns import enqueue_assistant_turn
 
@@ -31,20 +32,41 @@ def receive_user_message(
 ) -> dict[str, Any]:
     """Store a user message and start the assistant turn that answers it.
 
+    In a task execution's session the message belongs to the execution (its
+    first message starts it).
+    """
+    session = get_owned_session(user_id, session_id)
+    extra: dict[str, Any] = {}
+    if session.mode == "form":
+        execution = execution_for_session(session_id)
+        if execution is not None:
+            mark_started(execution)
+            extra["user_task_execution_pk"] = execution.user_task_execution_pk
+    return store_message_and_start_turn(session_id, message_id, text, USER_SENDER, extra)
+
+
+def store_message_and_start_turn(
+    session_id: str,
+    message_id: str,
+    text: str,
+    sender: str = USER_SENDER,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store a message of the user's side and queue the turn that answers it.
+
     The same client `message_id` in a session returns the stored message and
     starts no second turn; a unique index decides, so two concurrent requests
     cannot both insert.
     """
-    session = get_owned_session(user_id, session_id)
     now = datetime.now(UTC)
     message_pk = db.session.scalar(
         insert(Message)
         .values(
             session_id=session_id,
-            sender=USER_SENDER,
+            sender=sender,
             event_name="user_message",
             client_message_id=message_id,
-            message={"text": text, "message_id": message_id},
+            message={"text": text, "message_id": message_id, **(extra or {})},
             message_date=now,
             creation_date=now,
             # A queued turn counts as held until then; if no worker takes it
@@ -66,8 +88,9 @@ def receive_user_message(
         )
         return message_payload(existing)
 
+    session = db.session.get(Session, session_id)
     session.last_message_date = now
-    if not session.title:
+    if not session.title and sender == USER_SENDER:
         session.title = text.strip()[:TITLE_LENGTH] or None
     db.session.commit()
 
@@ -92,6 +115,7 @@ def list_messages(
     n_messages: int,
     offset: int,
     offset_direction: Literal["older", "newer"],
+    user_task_execution_pk: int | None = None,
 ) -> dict[str, Any]:
     """A page of the session's messages, newest first (as Mojodex answers).
 
@@ -100,6 +124,10 @@ def list_messages(
     """
     get_owned_session(user_id, session_id)
     query = select(Message).where(Message.session_id == session_id)
+    if user_task_execution_pk is not None:
+        query = query.where(
+            Message.message["user_task_execution_pk"].as_integer() == user_task_execution_pk
+        )
     if offset_direction == "older":
         query = query.order_by(Message.message_date.desc(), Message.message_pk.desc())
     else:

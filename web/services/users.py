@@ -12,6 +12,7 @@ from common.errors import BadRequest, Conflict
 from common.models import User, new_public_id
 from web.auth import issue_token
 from web.extensions import db
+from web.services.catalogue import enable_default_tasks
 
 # scrypt: a deliberately slow, memory-hard hash.
 PASSWORD_METHOD = "scrypt"
@@ -48,6 +49,7 @@ def register(email: str, password: str, name: str, language_code: str | None) ->
     if stored is None:
         db.session.rollback()
         raise Conflict("An account with this email already exists.")
+    enable_default_tasks(user_id)
     db.session.commit()
     return _user_payload(db.session.get(User, user_id))
 

@@ -1,0 +1,140 @@
+"""PUT/GET/DELETE /user_task_execution and POST /user_task_execution_run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask_restful import Resource
+from pydantic import BaseModel, Field, RootModel, field_validator
+
+from web.auth import current_user_id, require_user
+from web.openapi import OutputModel, responds
+from web.services import tasks
+from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
+
+
+class CreateExecutionInput(InputModel):
+    user_task_pk: int
+
+
+class ListExecutionsInput(InputModel):
+    user_task_execution_pk: int | None = None
+    n_user_task_executions: PageSize = MAX_PAGE_SIZE
+    offset: Offset = 0
+    search_filter: str | None = Field(default=None, max_length=200)
+
+
+class DeleteExecutionInput(InputModel):
+    user_task_execution_pk: int
+
+
+class TaskInputValue(BaseModel):
+    input_name: str = Field(min_length=1, max_length=100)
+    value: str = Field(max_length=20_000)
+
+
+class RunExecutionInput(InputModel):
+    user_task_execution_pk: int
+    inputs: list[TaskInputValue] = Field(default_factory=list, max_length=50)
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs_from_form(cls, value: Any) -> Any:
+        # Mojodex clients send `inputs` as a JSON string inside a form.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError("must be a JSON list of {input_name, value}") from None
+        return value
+
+
+class ExecutionInputField(OutputModel):
+    input_name: str
+    description_for_user: str
+    placeholder: str
+    type: str
+    value: str | None
+
+
+class CreatedExecution(OutputModel):
+    user_task_execution_pk: int
+    json_input: list[ExecutionInputField] = Field(description="The start form to fill in.")
+    actions: list[dict[str, Any]]
+    session_id: str
+    intro_done: bool
+
+
+class ExecutionSummary(OutputModel):
+    user_task_execution_pk: int
+    start_date: str | None = Field(description="ISO 8601 with a UTC offset.")
+    end_date: str | None
+    title: str | None
+    summary: str | None
+    session_id: str
+    icon: str
+    task_name: str
+    task_type: str
+    user_task_pk: int
+    produced_text_pk: int | None
+    produced_text_title: str | None
+    produced_text_production: str | None
+    produced_text_version_pk: int | None
+    produced_text_version_index: int | None
+
+
+class ExecutionList(OutputModel):
+    user_task_executions: list[ExecutionSummary] = Field(description="Newest first.")
+
+
+class ExecutionOrList(RootModel[ExecutionSummary | ExecutionList]):
+    """One execution (user_task_execution_pk given), else a page of them."""
+
+
+class DeletedExecution(OutputModel):
+    user_task_execution_pk: int
+
+
+class ExecutionStarted(OutputModel):
+    success: str
+
+
+class UserTaskExecutionResource(Resource):
+    method_decorators = [require_user]
+
+    @responds(CreatedExecution)
+    @use_input(CreateExecutionInput, location="body")
+    def put(self, data: CreateExecutionInput):
+        """A new execution of a user task, with its own session and start form."""
+        return tasks.create_execution(current_user_id(), data.user_task_pk)
+
+    @responds(ExecutionOrList)
+    @use_input(ListExecutionsInput, location="query")
+    def get(self, data: ListExecutionsInput):
+        """The user's task executions (search_filter on title, summary, task), or one."""
+        if data.user_task_execution_pk is not None:
+            return tasks.get_execution(current_user_id(), data.user_task_execution_pk)
+        return tasks.list_executions(
+            current_user_id(), data.n_user_task_executions, data.offset, data.search_filter
+        )
+
+    @responds(DeletedExecution)
+    @use_input(DeleteExecutionInput, location="query_or_body")
+    def delete(self, data: DeleteExecutionInput):
+        """Delete a task execution (soft delete), and its session."""
+        return tasks.delete_execution(current_user_id(), data.user_task_execution_pk)
+
+
+class UserTaskExecutionRunResource(Resource):
+    method_decorators = [require_user]
+
+    @responds(ExecutionStarted)
+    @use_input(RunExecutionInput, location="body", forms=True)
+    def post(self, data: RunExecutionInput):
+        """Fill in the start form and start the task's first assistant turn."""
+        return tasks.run_execution(
+            current_user_id(),
+            data.user_task_execution_pk,
+            [item.model_dump() for item in data.inputs],
+        )

@@ -1,0 +1,68 @@
+"""Titles of task executions, written by the LLM after the first turn."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+
+from common import llm
+from common.db import with_db_session
+from common.emitter import emit_to_session
+from common.models import Message, Session, Task, UserTask, UserTaskExecution
+from common.prompts import render_prompt
+from worker.celery_app import TITLE_TASK, celery_app
+
+log = logging.getLogger(__name__)
+
+TITLE_MAX_LENGTH = 255
+# The title is written from the start of the conversation.
+MESSAGES_FOR_TITLE = 4
+
+
+@celery_app.task(
+    bind=True, name=TITLE_TASK, ignore_result=True, max_retries=2, default_retry_delay=2
+)
+def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
+    """Give the execution (and its session) a title, once, and tell the room."""
+    with with_db_session() as db:
+        row = db.execute(
+            select(UserTaskExecution, Task)
+            .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
+            .join(Task, Task.task_pk == UserTask.task_fk)
+            .where(UserTaskExecution.user_task_execution_pk == user_task_execution_pk)
+        ).first()
+        if row is None or row.UserTaskExecution.title is not None:
+            return None
+        session_id = row.UserTaskExecution.session_id
+        messages = db.scalars(
+            select(Message)
+            .where(Message.session_id == session_id, Message.in_error_state.is_(None))
+            .order_by(Message.message_pk)
+            .limit(MESSAGES_FOR_TITLE)
+        ).all()
+        task_name = row.Task.name
+    conversation = [
+        {"role": "assistant" if m.sender == "mojo" else "user", "content": m.text} for m in messages
+    ]
+    prompt = render_prompt("title", task_name=task_name, conversation=conversation)
+    try:
+        title = llm.complete_chat([{"role": "user", "content": prompt}])
+    except llm.LLMError as exc:
+        raise self.retry(exc=exc) from exc
+    title = " ".join(title.strip().strip('"').split())[:TITLE_MAX_LENGTH] or task_name
+    with with_db_session() as db:
+        stored = db.scalar(
+            update(UserTaskExecution)
+            .where(
+                UserTaskExecution.user_task_execution_pk == user_task_execution_pk,
+                UserTaskExecution.title.is_(None),
+            )
+            .values(title=title)
+            .returning(UserTaskExecution.user_task_execution_pk)
+        )
+        db.execute(update(Session).where(Session.session_id == session_id).values(title=title))
+        db.commit()
+    if stored is not None:
+        emit_to_session("user_task_execution_title", {"title": title}, session_id)
+    return title
