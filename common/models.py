@@ -185,9 +185,7 @@ class UserTask(db.Model):
     task_fk: Mapped[int] = mapped_column(ForeignKey("md_task.task_pk", ondelete="CASCADE"))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
-    __table_args__ = (
-        Index("uq_md_user_task_user_task", "user_id", "task_fk", unique=True),
-    )
+    __table_args__ = (Index("uq_md_user_task_user_task", "user_id", "task_fk", unique=True),)
 
 
 class UserTaskExecution(db.Model):

@@ -74,9 +74,7 @@ def parse_tagged(text: str, final: bool = False) -> TaggedText:
         inner = _hold_back(inner, EXECUTION_CLOSE)
     title = _between(inner, TITLE_OPEN, TITLE_CLOSE, final or end >= 0)
     draft = _between(inner, DRAFT_OPEN, DRAFT_CLOSE, final or end >= 0)
-    return TaggedText(
-        outside=before + after, title=title.strip(), draft=draft, has_execution=True
-    )
+    return TaggedText(outside=before + after, title=title.strip(), draft=draft, has_execution=True)
 
 
 class TaggedStreamParser:
