@@ -271,7 +271,10 @@ class EmbeddedPostgres(_ChildServer):
         """Run initdb once, when the data folder has no cluster yet."""
         run_as = _drop_root()
         if run_as:
+            # Both its data folder and its own binaries (inside the virtualenv, which
+            # may sit in a private folder such as a fresh clone in mkdtemp's).
             _make_reachable(self.data_dir)
+            _make_reachable(Path(self._bin("postgres")))
         if (self.data_dir / "PG_VERSION").exists():
             return
         if run_as:
