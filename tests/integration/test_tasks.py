@@ -5,9 +5,12 @@ draft_message, ack it, read and edit the produced text."""
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
 
 import pytest
 
+from tests.support.processes import BIN, ROOT
 from tests.support.stack import BACKOFFICE_SECRET
 
 EMAIL_INPUTS = [
@@ -295,8 +298,6 @@ def test_a_deleted_execution_is_gone(api, user, execution):
 
 
 def test_run_accepts_a_form_with_inputs_as_a_json_string(api, user, execution):
-    import json
-
     response = api.call(
         "POST",
         "/user_task_execution_run",
@@ -353,3 +354,33 @@ def test_backoffice_updates_a_task(api):
 
     assert response.status_code == 200, response.text
     assert response.json()["icon"] == "🧾"
+
+
+def test_the_cli_loads_tasks_from_a_json_file(api, stack_env, tmp_path):
+    catalogue = tmp_path / "extra.json"
+    catalogue.write_text(
+        json.dumps(
+            [
+                {
+                    "name_for_system": "haiku",
+                    "name": "Write a haiku",
+                    "description": "Three lines, five-seven-five.",
+                    "definition_for_system": "Write a haiku.",
+                    "infos_to_extract": [{"info_name": "theme", "description": "The theme"}],
+                }
+            ]
+        )
+    )
+
+    loaded = subprocess.run(
+        [str(BIN / "flask"), "--app", "web.wsgi", "load-tasks", str(catalogue)],
+        cwd=ROOT,
+        env=stack_env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert "haiku" in loaded.stdout
+    tasks = api.call("GET", "/task", BACKOFFICE_SECRET).json()["tasks"]
+    assert "haiku" in [t["name_for_system"] for t in tasks]
