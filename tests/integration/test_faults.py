@@ -26,6 +26,15 @@ def second_node(stack) -> str:
     return stack.url(1)
 
 
+def conversation(stack, sockets, ack=True):
+    """A new user with a session on `stack`, and a socket joined to it."""
+    api = Api(stack.base_url)
+    user = api.register()
+    session_id = api.create_session(user)
+    client = open_socket(stack.base_url, user, session_id, ack=ack, sockets=sockets)
+    return api, user, session_id, client
+
+
 def open_socket(url, user, session_id, ack=True, sockets=None) -> SocketClient:
     client = SocketClient(url, user.token, ack=ack).connect()
     if sockets is not None:
@@ -62,10 +71,7 @@ def test_ack_collected_by_another_web_node_stops_the_resend(
 
 def test_worker_killed_mid_stream_still_gives_exactly_one_answer(make_stack, sockets):
     stack = make_stack(workers=("delivery", "turns"))
-    api = Api(stack.base_url)
-    user = api.register()
-    session_id = api.create_session(user)
-    client = open_socket(stack.base_url, user, session_id, sockets=sockets)
+    api, user, session_id, client = conversation(stack, sockets)
     text = "Long answer [llm:words=80] [llm:token_interval_ms=100]"
 
     sent = api.send_message(user, session_id, text).json()
@@ -85,10 +91,7 @@ def test_worker_killed_mid_stream_still_gives_exactly_one_answer(make_stack, soc
 
 def test_resend_survives_a_restart_of_the_web_node(make_stack, sockets):
     stack = make_stack(**FAST_RESEND)
-    api = Api(stack.base_url)
-    user = api.register()
-    session_id = api.create_session(user)
-    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+    api, user, session_id, client = conversation(stack, sockets, ack=False)
     api.send_message(user, session_id, "[llm:reply=Still here.]")
     first = client.wait_for("mojo_message")
     client.close()
@@ -103,10 +106,7 @@ def test_resend_survives_a_restart_of_the_web_node(make_stack, sockets):
 
 def test_resend_survives_a_restart_of_the_worker(make_stack, sockets):
     stack = make_stack(**FAST_RESEND)
-    api = Api(stack.base_url)
-    user = api.register()
-    session_id = api.create_session(user)
-    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+    api, user, session_id, client = conversation(stack, sockets, ack=False)
     api.send_message(user, session_id, "[llm:reply=Keep trying.]")
     first = client.wait_for("mojo_message")
 
@@ -124,10 +124,7 @@ def test_resend_survives_a_restart_of_the_worker(make_stack, sockets):
 
 def test_resend_stops_after_the_maximum_number_of_tries(make_stack, sockets):
     stack = make_stack(RESEND_INTERVAL_S="0.5", RESEND_MAX_TRIES="3")
-    api = Api(stack.base_url)
-    user = api.register()
-    session_id = api.create_session(user)
-    client = open_socket(stack.base_url, user, session_id, ack=False, sockets=sockets)
+    api, user, session_id, client = conversation(stack, sockets, ack=False)
 
     api.send_message(user, session_id, "[llm:reply=Three more times.]")
     client.wait_for("mojo_message")
@@ -141,10 +138,7 @@ def test_resend_stops_after_the_maximum_number_of_tries(make_stack, sockets):
 
 def test_stack_recovers_from_a_redis_restart_without_losing_messages(make_stack, sockets):
     stack = make_stack(**FAST_RESEND)
-    api = Api(stack.base_url)
-    user = api.register()
-    session_id = api.create_session(user)
-    client = open_socket(stack.base_url, user, session_id, ack=True, sockets=sockets)
+    api, user, session_id, client = conversation(stack, sockets, ack=True)
     api.send_message(user, session_id, "[llm:reply=Before the outage.]")
     client.wait_for("mojo_message")
 
