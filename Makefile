@@ -1,13 +1,15 @@
 # System1 developer commands. On a bare machine with only Python 3.11+:
 #   make run     the whole stack (embedded PostgreSQL and Redis, offline LLM unless configured)
 #   make test    lint, then the test suite
+#   make browser Debian's chromium for the browser tests (make test runs it; may skip)
+#   make bench   the benchmark (minutes): results, table and plots in bench/results/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Touched after a successful install: pip runs again only when a requirements file changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run lint format test
+.PHONY: venv run lint format test browser bench bench-quick
 
 venv: $(STAMP)
 
@@ -30,5 +32,29 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# Headless Chromium (Debian's) for the playground's browser tests. Never fails: where it
+# cannot be installed (not root, no apt-get, no network) those tests skip and say why.
+CHROMIUM_PACKAGES := chromium fonts-dejavu-core fonts-noto-color-emoji
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "browser tests: using $$(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser tests: installing Debian's chromium"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(CHROMIUM_PACKAGES) >/dev/null; } \
+		|| echo "browser tests: chromium could not be installed, they will be skipped"; \
+	else \
+		echo "browser tests: no /usr/bin/chromium and no root apt-get to install it, skipped"; \
+	fi
+
+test: lint browser
 	$(BIN)/python -m pytest
+
+# The full benchmark against its floors (see README, "Benchmarks"). BENCH_ARGS passes
+# options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.
+bench: venv
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The tiny run that the test suite also drives; results go to bench/results/tmp/.
+bench-quick: venv
+	$(BIN)/python -m bench --quick --out bench/results/tmp $(BENCH_ARGS)

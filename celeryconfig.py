@@ -51,12 +51,12 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 # LLM turns are long: take one task at a time per pool slot.
 worker_prefetch_multiplier = 1
+# A worker stopped with SIGTERM (warm shutdown) stops taking tasks, waits for the running
+# ones, and gives the ones it held but had not started (countdowns) back to the queue.
 # A worker that loses the broker lets its running turns finish: each stores at most one
 # reply (the database decides), and a redelivered copy finds it answered. (Celery 6
 # will default to cancelling them; say so explicitly.)
 worker_cancel_long_running_tasks_on_connection_loss = False
-# Stopping a worker (SIGTERM: warm shutdown) stops taking tasks and waits for the
-# running ones; tasks it held but had not started (countdowns) go back to the queue.
 
 # Flower: task events, sent events, and task names that say what they do.
 worker_send_task_events = True

@@ -50,6 +50,7 @@ def delivery_event(message: Message) -> tuple[str, dict[str, Any]]:
             "produced_text_title",
             "produced_text_pk",
             "produced_text_version_pk",
+            "produced_text_version_index",
             "text_type",
         ):
             payload[key] = body.get(key)
@@ -74,8 +75,11 @@ def ack_matches(event: str, payload: dict[str, Any], ack: Any) -> bool:
 
 
 def record_ack(message_pk: int) -> bool:
-    """Store the acknowledgment; True if this call stored it (first ack)."""
-    with with_db_session() as db:
+    """Store the acknowledgment; True if this call stored it (first ack).
+
+    Not durable (see `with_db_session`): an ack lost in a crash costs one more resend,
+    which the client drops by its message_pk."""
+    with with_db_session(durable=False) as db:
         stored = db.execute(
             update(Message)
             .where(Message.message_pk == message_pk, Message.acknowledged_at.is_(None))

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from honcho.manager import Manager
@@ -81,19 +82,23 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def start_storage(
-    settings: Settings, env: dict[str, str], servers: list[EmbeddedPostgres | EmbeddedRedis]
+    settings: Settings,
+    env: dict[str, str],
+    servers: list[EmbeddedPostgres | EmbeddedRedis],
+    preferred_ports: bool = True,
 ) -> None:
     """Start embedded PostgreSQL and Redis for whatever the environment does not provide.
 
     Servers are appended to `servers` before they start, so the caller stops even a server
-    whose start-up failed half-way.
+    whose start-up failed half-way. Without `preferred_ports`, kernel-picked ports only.
     """
     data_dir = resolved_data_dir(settings)
 
     if "database_url" in settings.model_fields_set:
         say("PostgreSQL: using DATABASE_URL from the environment")
     else:
-        postgres = EmbeddedPostgres(data_dir / "postgres", free_port(POSTGRES_PORT))
+        port = free_port(POSTGRES_PORT if preferred_ports else None)
+        postgres = EmbeddedPostgres(data_dir / "postgres", port)
         servers.append(postgres)
         postgres.start()
         postgres.ensure_database(DATABASE_NAME)
@@ -103,19 +108,22 @@ def start_storage(
     if "redis_url" in settings.model_fields_set:
         say("Redis: using REDIS_URL from the environment")
     else:
-        redis_server = EmbeddedRedis(data_dir / "redis", free_port(REDIS_PORT))
+        port = free_port(REDIS_PORT if preferred_ports else None)
+        redis_server = EmbeddedRedis(data_dir / "redis", port)
         servers.append(redis_server)
         redis_server.start()
         env["REDIS_URL"] = redis_server.url()
         say(f"Redis: embedded at {env['REDIS_URL']} (nothing persisted)")
 
 
-def scripted_llm_command(settings: Settings, env: dict[str, str]) -> list[str] | None:
+def scripted_llm_command(
+    settings: Settings, env: dict[str, str], preferred_ports: bool = True
+) -> list[str] | None:
     """The scripted LLM's command line when no real LLM is configured, else None."""
     if settings.openai_api_key or settings.openai_base_url:
         say("LLM: using OPENAI_API_KEY/OPENAI_BASE_URL from the environment")
         return None
-    port = free_port(LLM_PORT)
+    port = free_port(LLM_PORT if preferred_ports else None)
     env["OPENAI_BASE_URL"] = f"http://{LOOPBACK}:{port}/v1"
     env["OPENAI_API_KEY"] = "scripted"
     say("No OPENAI_API_KEY/OPENAI_BASE_URL: using the offline scripted LLM")
@@ -203,25 +211,36 @@ def exit_code(honcho_code: int | None) -> int:
     return 128 - honcho_code if honcho_code < 0 else honcho_code  # killed by a signal
 
 
-def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> int:
-    """Everything but the final clean-up, which `main` does whatever happens here."""
+@dataclass
+class StackPlan:
+    """A prepared stack: storage started, database migrated and seeded; what is left is to
+    run `commands` (name -> shell line, each run from ROOT with `env`)."""
+
+    env: dict[str, str]
+    commands: dict[str, str]
+    urls: dict[str, str]
+
+
+def prepare_stack(
+    settings: Settings,
+    servers: list[EmbeddedPostgres | EmbeddedRedis],
+    preferred_ports: bool = True,
+) -> StackPlan:
+    """Everything `make run` does before it starts its processes. Also used by `make bench`,
+    which runs the same commands itself (without `preferred_ports`: free ports only)."""
     if not port_is_free(settings.port, settings.host):
         raise StartupError(f"{settings.host}:{settings.port} is in use: stop it or set PORT")
     env = child_env(settings)
     try:
-        start_storage(settings, env, servers)
+        start_storage(settings, env, servers, preferred_ports)
     except (RuntimeError, TimeoutError) as exc:
         raise StartupError(str(exc)) from exc
-    llm = scripted_llm_command(settings, env)
+    llm = scripted_llm_command(settings, env, preferred_ports)
     flask(env, "db", "upgrade", "--directory", "common/migrations", what="Migrations")
     flask(env, "seed-demo", what="Demo seed")
 
-    flower_port = free_port(FLOWER_PORT)
-    manager = Manager(Printer(sys.stdout))
+    flower_port = free_port(FLOWER_PORT if preferred_ports else None)
     resolved_data_dir(settings).mkdir(parents=True, exist_ok=True)  # beat's schedule file
-    for name, command in process_commands(settings, llm, flower_port).items():
-        manager.add_process(name, command, env=env, cwd=str(ROOT))
-
     # A web node bound to every interface is still reached locally through the loopback.
     local_host = LOOPBACK if settings.host in ("0.0.0.0", "::") else settings.host
     web = f"http://{local_host}:{settings.port}"
@@ -229,9 +248,21 @@ def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> 
         "API": web,
         "Socket.IO": f"{web} (same origin)",
         "Health": f"{web}/health",
+        "Metrics": f"{web}/metrics",
         "Flower": f"http://{LOOPBACK}:{flower_port}",
         "LLM": env["OPENAI_BASE_URL"] if llm else (settings.openai_base_url or "OpenAI default"),
     }
+    return StackPlan(env, process_commands(settings, llm, flower_port), urls)
+
+
+def run(settings: Settings, servers: list[EmbeddedPostgres | EmbeddedRedis]) -> int:
+    """Everything but the final clean-up, which `main` does whatever happens here."""
+    plan = prepare_stack(settings, servers)
+    manager = Manager(Printer(sys.stdout))
+    for name, command in plan.commands.items():
+        manager.add_process(name, command, env=plan.env, cwd=str(ROOT))
+
+    urls = plan.urls
     stopping = threading.Event()
     announcer = threading.Thread(
         target=announce_when_ready, args=(urls, urls["Health"], stopping), daemon=True

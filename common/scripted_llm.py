@@ -19,7 +19,9 @@ Run it with `python -m common.scripted_llm [--port 8001] [--ttft-ms 0] ...`; it 
 - GET  /health               {"status": "ok"}
 - GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words
 - GET  /_stats               request and stream counters
-- POST /_reset               restore start-up knobs, zero the counters, forget fail_first
+- GET  /_streams             wall-clock timings of the latest streams (for benchmarks)
+- POST /_reset               restore start-up knobs, zero the counters and timings, forget
+                             fail_first
 
 Importing this module has no side effects: gevent's monkey-patching happens in `main()` only,
 so tests and tools can import the pure functions freely.
@@ -39,6 +41,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -46,6 +49,10 @@ from typing import Any
 DEFAULT_MODEL = "scripted"
 DEFAULT_ANSWER_WORDS = 20
 DEFAULT_PORT = 8001
+# How many streams /_streams remembers (the oldest are forgotten first).
+STREAM_LOG_SIZE = 50_000
+# How much of each answer a /_streams record carries, to tell streams apart.
+STREAM_LOG_HEAD_CHARS = 48
 # A stalled stream is abandoned after this long even if the client is still there, so a
 # forgotten test client cannot pin a greenlet forever.
 MAX_STALL_S = 300.0
@@ -445,6 +452,11 @@ class ScriptedLLM:
     _initial_knobs: Knobs = field(init=False)
     _seen: dict[str, int] = field(default_factory=dict, init=False)
     _ids: int = field(default=0, init=False)
+    # One record per stream: when it was asked for, sent its first and last content
+    # chunk, and ended (time.time(), comparable across processes on one machine).
+    stream_log: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=STREAM_LOG_SIZE), init=False
+    )
 
     def __post_init__(self) -> None:
         self._initial_knobs = replace(self.knobs)
@@ -469,8 +481,11 @@ class ScriptedLLM:
                 return self._json(start_response, self._set_knobs(self._read_json(environ)))
             if path == "/_stats" and method == "GET":
                 return self._json(start_response, self.stats.snapshot())
+            if path == "/_streams" and method == "GET":
+                return self._json(start_response, {"streams": list(self.stream_log)})
             if path == "/_reset" and method == "POST":
                 self.knobs, self.stats, self._seen = replace(self._initial_knobs), Stats(), {}
+                self.stream_log.clear()
                 return self._json(start_response, asdict(self.knobs))
             raise HttpError(404, f"no route for {method} {path}", "not_found")
         except HttpError as error:
@@ -531,6 +546,7 @@ class ScriptedLLM:
     def _completions(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterator[bytes]:
+        received_at = time.time()
         self.stats.completion_requests += 1
         body = self._read_json(environ)
         messages = body.get("messages")
@@ -563,7 +579,7 @@ class ScriptedLLM:
             sock=environ.get("scripted_llm.socket"),
         )
         if body.get("stream"):
-            return self._stream(start_response, plan)
+            return self._stream(start_response, plan, received_at)
         return self._complete(start_response, plan)
 
     def _usage(self, plan: _Plan) -> dict[str, int]:
@@ -603,7 +619,9 @@ class ScriptedLLM:
         }
         return self._json(start_response, payload)
 
-    def _stream(self, start_response: StartResponse, plan: _Plan) -> Iterator[bytes]:
+    def _stream(
+        self, start_response: StartResponse, plan: _Plan, received_at: float = 0.0
+    ) -> Iterator[bytes]:
         """SSE answer: headers at once, then role chunk after TTFT, then one word per chunk."""
         import gevent
 
@@ -632,6 +650,15 @@ class ScriptedLLM:
         # Where the stream is cut short, if a break or stall was asked for.
         cut = _pick(directives.break_after, directives.stall_after)
         stats = self.stats
+        record: dict[str, Any] = {
+            "head": plan.text[:STREAM_LOG_HEAD_CHARS],
+            "received_at": received_at,
+            "first_chunk_at": None,
+            "last_chunk_at": None,
+            "ended_at": None,
+            "chunks": 0,
+        }
+        self.stream_log.append(record)
 
         def generate() -> Iterator[bytes]:
             stats.streams_started += 1
@@ -648,6 +675,10 @@ class ScriptedLLM:
                     if index:
                         gevent.sleep(plan.interval_s)
                     yield chunk({"content": piece})
+                    record["last_chunk_at"] = time.time()
+                    if not index:
+                        record["first_chunk_at"] = record["last_chunk_at"]
+                    record["chunks"] = index + 1
                 if cut is not None:
                     if directives.break_after is None:
                         _stall(plan.sock)
@@ -658,6 +689,7 @@ class ScriptedLLM:
                 yield _sse("[DONE]")
                 finished = True
             finally:
+                record["ended_at"] = time.time()
                 if finished:
                     stats.streams_finished += 1
                 else:

@@ -22,7 +22,10 @@ MIN_PRODUCTION_SECRET_LENGTH = 32
 class Settings(BaseSettings):
     """Typed configuration; each field maps to the upper-case env variable."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # An empty variable counts as unset (docker compose passes `${VAR:-}` as "").
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     app_env: Literal["development", "test", "production"] = "development"
 

@@ -12,7 +12,13 @@ import pytest
 
 from common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.support.clients import Api, SocketClient, User
-from tests.support.stack import Stack, base_env, fresh_database, migrate, start_scripted_llm
+from tests.support.stack import (
+    Stack,
+    base_env,
+    isolated_stack,
+    migrate,
+    start_scripted_llm,
+)
 
 TEST_DATABASE = "system1_test"
 
@@ -84,21 +90,11 @@ def make_stack(database_url: str, llm_url: str, tmp_path: Path) -> Iterator[Call
     def _make(
         web_nodes: int = 1, workers: tuple[str, ...] = ("turns,delivery",), **settings: str
     ) -> Stack:
-        index = len(created)
-        redis_server = EmbeddedRedis(tmp_path / f"redis-{index}", free_port())
-        redis_server.start()
-        database = fresh_database(database_url, f"system1_isolated_{index}")
-        env = base_env(database, redis_server.url(0), llm_url, **settings)
-        migrate(env)
-        log_dir = tmp_path / f"stack-{index}"
-        log_dir.mkdir()
-        stack = Stack(env, log_dir, redis_server=redis_server)
+        name = f"isolated_{len(created)}"
+        stack = isolated_stack(
+            database_url, llm_url, tmp_path, name, web_nodes, workers, **settings
+        )
         created.append(stack)
-        for _ in range(web_nodes):
-            stack.start_web_node()
-        for position, queues in enumerate(workers):
-            stack.start_worker(queues, beat=position == 0)
-        stack.wait_healthy()
         return stack
 
     yield _make

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import flask_migrate
 from flask import Flask
 from sqlalchemy import select
 
@@ -23,6 +24,14 @@ def register_commands(app: Flask) -> None:
         """Load a task catalogue (JSON or YAML; default: the shipped catalogue)."""
         tasks = catalogue.load_catalogue(path or catalogue.DEFAULT_CATALOGUE)
         click.echo(f"loaded {len(tasks)} task(s): {', '.join(t.name_for_system for t in tasks)}")
+
+    @app.cli.command("setup-db")
+    def setup_db() -> None:
+        """Apply the schema migrations, then load the shipped task catalogue
+        (what a deployment's one-shot migration step runs)."""
+        flask_migrate.upgrade()
+        tasks = catalogue.load_catalogue()
+        click.echo(f"database up to date; {len(tasks)} catalogue task(s) loaded")
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

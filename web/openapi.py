@@ -35,8 +35,8 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 JSON = "application/json"
 FORM_CONTENT_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
-# Endpoints that are not part of the API: static files.
-UNDOCUMENTED_ENDPOINTS = frozenset({"static", "docs_asset"})
+# Endpoints that are not part of the API: static files (Swagger UI's, the playground's).
+UNDOCUMENTED_ENDPOINTS = frozenset({"static", "docs_asset", "playground_asset"})
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
@@ -137,11 +137,16 @@ SECURITY_ATTRIBUTES = {"requires_user": "token", "requires_backoffice": "backoff
 DESCRIPTION = """\
 The REST half of System1's client protocol (the Mojodex backend's protocol).
 
-- **Authentication**: every route but register/login (`PUT`/`POST /user`), `/health`
-  and the documentation needs `Authorization: <token>` (or `Bearer <token>`).
+- **Authentication**: every route but register/login (`PUT`/`POST /user`), `/health`,
+  `/metrics` and the pages (`/`, `/docs`, this document) needs
+  `Authorization: <token>` (or `Bearer <token>`); `/task` needs the backoffice secret.
+  Tokens expire (401, "Token expired").
 - **Input**: JSON bodies for PUT/POST/DELETE, query strings for GET; DELETE also
-  takes its fields from the query string. `PUT /user_message` also accepts forms.
-  Unknown fields (Mojodex's `datetime`, `platform`, `version`) are accepted and ignored.
+  takes its fields from the query string. `PUT /user_message` and
+  `POST /user_task_execution_run` also accept forms. Unknown fields (Mojodex's
+  `datetime`, `platform`, `version`) are accepted and ignored.
+- **Rate limits**: logins per address and per email, registrations per address,
+  user messages per user and per address (429 with `Retry-After`).
 - **Errors**: always `{"error": "<sentence>"}` with the status: 400 missing or
   malformed field, 401 token, 403 not yours, 404 unknown id, 409 conflict, 413 body
   too large, 415 wrong content type, 422 invalid value, 429 rate limited (with

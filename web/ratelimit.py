@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import HTTPException
 
 from common.errors import ApiError
 from common.settings import Settings, get_settings
@@ -49,7 +50,9 @@ def login_email_key() -> str:
     """The email a login tries (hashed: no personal data in Redis keys)."""
     try:
         email = request_fields("body").get("email")
-    except ApiError:
+    except (ApiError, HTTPException):
+        # A body the handler will refuse anyway (413, 415, not JSON). A key
+        # function must not raise: the limiter would take it for Redis being down.
         email = None
     if not isinstance(email, str):
         email = ""
@@ -110,11 +113,13 @@ def init_rate_limits(app: Flask) -> None:
 
 
 def retry_after_s(exc: RateLimitExceeded) -> int:
-    """Whole seconds until the breached limit's window resets (at least 1)."""
+    """Whole seconds until the breached limit's window resets: at least 1, at
+    most the window's length."""
+    window_s = max(1, int(exc.limit.limit.get_expiry()))
     try:
         current = limiter.current_limit
         if current is not None and current.breached:
-            return max(1, math.ceil(current.reset_at - time.time()))
+            return max(1, min(window_s, math.ceil(current.reset_at - time.time())))
     except Exception as error:  # storage trouble: fall back on the window length
         log.warning("rate limit window unavailable: %s", error)
-    return max(1, int(exc.limit.limit.get_expiry()))
+    return window_s

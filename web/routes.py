@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_restful import Api
 
+from web.playground import register_playground
 from web.resources.health import HealthResource
 from web.resources.message import MessageResource
 from web.resources.metrics import MetricsResource
@@ -47,4 +48,6 @@ def register_routes(app: Any) -> RouteManager:
     api = RouteManager(app)
     for resource, path in ROUTES:
         api.add_resource(resource, path)
+    # Not REST: the playground page at / and its files under /playground/ (web/playground.py).
+    register_playground(app)
     return api

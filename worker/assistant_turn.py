@@ -26,7 +26,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
 
-from common import llm
+from common import llm, metrics
 from common.db import with_db_session
 from common.emitter import emit_to_session
 from common.models import (
@@ -115,7 +115,9 @@ class AssistantTurn:
         held by another live run."""
         now = datetime.now(UTC)
         reply = aliased(Message)
-        with with_db_session() as db:
+        # Not durable: a lease lost in a crash only lets the recovery sweep run the turn
+        # again, and the unique reply index keeps that to one answer.
+        with with_db_session(durable=False) as db:
             session_id = db.scalar(
                 update(Message)
                 .where(
@@ -208,10 +210,15 @@ class AssistantTurn:
         )
         draft_tokens = TokenCoalescer(interval_s, self._emit_draft_token)
         parser = TaggedStreamParser() if self.task else None
-        deadline = time.monotonic() + self._settings.turn_deadline_s
+        started = time.monotonic()
+        deadline = started + self._settings.turn_deadline_s
         raw = ""
+        waiting_for_first_token = True
         shown = TaggedText(outside="", title="", draft="", has_execution=False)
         for delta in llm.stream_chat(conversation):
+            if waiting_for_first_token:
+                metrics.record_time_to_first_token(time.monotonic() - started)
+                waiting_for_first_token = False
             raw += delta
             if parser is None:
                 mojo_tokens.push(raw)

@@ -40,7 +40,9 @@ def _advance_attempt(message_pk: int, attempt: int) -> Message | None:
     max_deliveries = 1 + get_settings().resend_max_tries
     if attempt >= max_deliveries:
         return None
-    with with_db_session() as db:
+    # Not durable: an attempt count lost in a crash stops this chain's compare-and-set, and
+    # the recovery sweep restarts the chain from what is stored.
+    with with_db_session(durable=False) as db:
         message = db.scalar(
             update(Message)
             .where(

@@ -336,6 +336,27 @@ INVALID_VALUE_CASES = [
     ),
 ]
 
+# Past PostgreSQL's bigint: refused here, not by the database (it was a 500).
+HUGE = str(10**19)
+INVALID_VALUE_CASES += [
+    case(
+        "get_message_offset_past_bigint",
+        "GET",
+        "/message",
+        lambda s: {"params": {"session_id": s, "offset": HUGE}},
+        422,
+        "offset",
+    ),
+    case(
+        "get_session_offset_past_bigint",
+        "GET",
+        "/session",
+        lambda _s: {"params": {"offset": HUGE}},
+        422,
+        "offset",
+    ),
+]
+
 JSON = {"Content-Type": "application/json"}
 
 BODY_CASES = [
@@ -473,6 +494,24 @@ BODY_CASES = [
         413,
         "too large",
     ),
+    # Forms only where the protocol takes them (PUT /user_message, POST /user_task_execution_run).
+    case(
+        "put_user_as_a_form",
+        "PUT",
+        "/user",
+        lambda _s: {"files": form({**REGISTER, "email": new_email()})},
+        415,
+        "application/json",
+        auth=False,
+    ),
+    case(
+        "put_session_urlencoded",
+        "PUT",
+        "/session",
+        lambda _s: {"data": {"platform": "test"}},
+        415,
+        "application/json",
+    ),
 ]
 
 ROUTING_CASES = [
@@ -596,6 +635,34 @@ NUL_CASES = [
         lambda s: {"params": {"session_id": s + "\x00"}},
         422,
         "session_id",
+    ),
+    # Nested in a list of objects (stored as JSONB, which refuses it too: it was a 500).
+    case(
+        "post_user_task_execution_run_input_value",
+        "POST",
+        "/user_task_execution_run",
+        lambda _s: {
+            "json": {"user_task_execution_pk": 1, "inputs": [{"input_name": "a", "value": NUL}]}
+        },
+        422,
+        "inputs.0.value",
+    ),
+    # A lone surrogate (valid JSON escape, no UTF-8 form: it was a 500).
+    case(
+        "put_session_platform_lone_surrogate",
+        "PUT",
+        "/session",
+        lambda _s: {"data": json.dumps({"platform": "\ud800"}), "headers": dict(JSON)},
+        422,
+        "platform",
+    ),
+    case(
+        "put_user_message_text_lone_surrogate",
+        "PUT",
+        "/user_message",
+        lambda s: {"data": json.dumps(message_fields(s, text="\udfff")), "headers": dict(JSON)},
+        422,
+        "text",
     ),
 ]
 

@@ -282,6 +282,16 @@ def test_demo_user_chats_over_rest_and_socketio(stack: Devstack) -> None:
     assert user_at <= mojo_at
 
 
+def test_metrics_are_served_on_their_printed_url(stack: Devstack) -> None:
+    metrics = stack.printed_url("Metrics")
+
+    response = requests.get(metrics, timeout=10)
+
+    assert metrics == f"http://{LOOPBACK}:{stack.port}/metrics"
+    assert response.status_code == 200, response.text
+    assert "system1_turns_started_total" in response.text
+
+
 def test_flower_answers_on_its_printed_url(stack: Devstack) -> None:
     flower = stack.printed_url("Flower")
     flower_port = int(flower.rsplit(":", 1)[1])

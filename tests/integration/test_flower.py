@@ -53,6 +53,13 @@ def flower(stack: Stack, run_dir: Path) -> Iterator[Flower]:
 
 
 def test_flower_shows_a_finished_assistant_turn(flower, api, user, session_id, connect):
+    # Flower answers HTTP before its event receiver is subscribed: wait until it
+    # has seen a task (beat's sweep runs every few seconds) before starting ours.
+    wait_until(
+        lambda: bool(flower.get("/api/tasks", taskname="system1.recover_lost_work").json()),
+        30,
+        "Flower to receive task events",
+    )
     client = connect(user, session_id)
     sent = api.send_message(user, session_id, "[llm:reply=Seen by Flower.]")
     client.wait_for("mojo_message")
@@ -62,7 +69,7 @@ def test_flower_shows_a_finished_assistant_turn(flower, api, user, session_id, c
         tasks = flower.get("/api/tasks", taskname="system1.assistant_turn", state="SUCCESS")
         return [t for t in tasks.json().values() if t["args"] in (f"[{user_message_pk}]",)]
 
-    wait_until(lambda: bool(finished_turns()), 15, "Flower to list the turn as SUCCESS")
+    wait_until(lambda: bool(finished_turns()), 30, "Flower to list the turn as SUCCESS")
     [turn] = finished_turns()
     assert turn["name"] == "system1.assistant_turn"
     assert turn["routing_key"] == "turns"  # from the task-sent event of the web node

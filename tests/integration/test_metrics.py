@@ -20,23 +20,8 @@ from common.metrics import (
     ClusterMetrics,
     queue_lengths,
 )
+from tests.support.metrics import scrape, value
 from tests.support.processes import wait_until
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(base_url: str) -> Samples:
-    response = requests.get(base_url + "/metrics", timeout=10)
-    assert response.status_code == 200, response.text
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_metrics_are_served_in_the_prometheus_text_format(stack):
@@ -119,6 +104,21 @@ def test_request_latency_is_labelled_by_route_rule_not_raw_path(stack, api, user
     unmatched = {"method": "GET", "route": "<unmatched>", "status": "404"}
     assert value(after, name, **unmatched) == value(before, name, **unmatched) + 1
     assert not [labels for _, labels in after if session_id in str(labels)]
+
+
+def test_a_turn_observes_its_time_to_first_token(stack, api, user, session_id, connect):
+    name = "system1_time_to_first_token_seconds"
+    client = connect(user, session_id)
+    before = scrape(stack.base_url)
+
+    api.send_message(user, session_id, "[llm:ttft_ms=300] [llm:words=3]")
+    client.wait_for("mojo_message")
+
+    after = scrape(stack.base_url)
+    assert value(after, f"{name}_count") == value(before, f"{name}_count") + 1
+    assert value(after, f"{name}_sum") - value(before, f"{name}_sum") >= 0.3
+    fast = value(after, f"{name}_bucket", le="0.25") - value(before, f"{name}_bucket", le="0.25")
+    assert fast == 0
 
 
 def test_time_to_first_token_is_a_cluster_wide_histogram(stack, redis_url):

@@ -2,13 +2,16 @@
 
 Every authenticated route refuses a missing, garbage, foreign or expired
 token with a 401 JSON error; sockets refuse the same tokens; a second user
-can neither read, write, delete nor listen to the first user's session.
+can neither read, write, delete nor listen to the first user's resources, on
+every route that names one (one test per route).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +21,8 @@ import pytest
 import socketio
 
 from common.settings import DEV_JWT_SECRET
-from tests.support.clients import SocketClient
+from tests.support.clients import SocketClient, User
+from tests.support.documented import PUBLIC_OPERATIONS, documented_operations
 
 UNKNOWN_SESSION = secrets.token_hex(16)
 
@@ -100,6 +104,12 @@ def test_refused_token_changes_nothing(api, user, session_id, jwt_secret):
 
     assert api.messages(user, session_id) == []
     assert api.send_message(user, session_id, "Still usable").status_code == 200
+
+
+def test_issued_tokens_expire_after_jwt_expiry_s(stack, user, jwt_secret):
+    claims = jwt.decode(user.token, jwt_secret, algorithms=["HS256"])
+
+    assert claims["exp"] - claims["iat"] == int(stack.env.get("JWT_EXPIRY_S", 7 * 24 * 3600))
 
 
 def test_expired_token_says_it_expired(api, user, jwt_secret):
@@ -276,39 +286,191 @@ def test_start_session_with_bad_session_id_answers_an_error(user, connect, paylo
 # --- Ownership --------------------------------------------------------------------------------
 
 
-def test_other_user_cannot_read_the_history(api, user, other_user, session_id):
-    api.send_message(user, session_id, "Private thought")
+@dataclass
+class Owned:
+    """A user's resources, one of each kind a route can name by id."""
 
-    response = api.call("GET", "/message", other_user.token, params={"session_id": session_id})
+    user: User
+    session_id: str
+    user_task_pk: int
+    user_task_execution_pk: int
+    produced_text_pk: int
+
+
+SECRET_TEXT = "Private thought"
+
+
+def _wait_for_reply(api, user: User, session_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while not any(m["sender"] == "mojo" for m in api.messages(user, session_id)):
+        assert time.monotonic() < deadline, "no assistant reply"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def owned(api, user) -> Owned:
+    session_id = api.create_session(user)
+    assert api.send_message(user, session_id, SECRET_TEXT).status_code == 200
+    _wait_for_reply(api, user, session_id)  # nothing changes behind the test's back
+    user_task_pk = api.call("GET", "/user_task", user.token).json()["user_tasks"][0]["user_task_pk"]
+    execution = api.call(
+        "PUT", "/user_task_execution", user.token, json={"user_task_pk": user_task_pk}
+    ).json()
+    produced = api.call(
+        "POST", "/produced_text", user.token, json={"production": SECRET_TEXT, "title": "Mine"}
+    ).json()
+    return Owned(
+        user,
+        session_id,
+        user_task_pk,
+        execution["user_task_execution_pk"],
+        produced["produced_text_pk"],
+    )
+
+
+def owner_view(api, owned: Owned) -> dict[str, Any]:
+    """Everything the owner can read; another user's request must not change it."""
+    token = owned.user.token
+    return {
+        "messages": api.messages(owned.user, owned.session_id),
+        "sessions": api.call("GET", "/session", token).json(),
+        "executions": api.call("GET", "/user_task_execution", token).json(),
+        "produced_texts": api.call("GET", "/produced_text", token).json(),
+        "user_tasks": api.call("GET", "/user_task", token).json(),
+    }
+
+
+# Every user route that names a resource by id, called by another user with the
+# owner's id. A new route taking an id needs an entry here: see
+# test_every_route_taking_an_id_has_an_ownership_case.
+OWNED_ROUTES: dict[str, tuple[str, str, Callable[[Owned], dict[str, Any]]]] = {
+    "get_message": ("GET", "/message", lambda o: {"params": {"session_id": o.session_id}}),
+    "get_message_of_an_execution": (
+        "GET",
+        "/message",
+        lambda o: {
+            "params": {
+                "session_id": o.session_id,
+                "user_task_execution_pk": o.user_task_execution_pk,
+            }
+        },
+    ),
+    "put_user_message": (
+        "PUT",
+        "/user_message",
+        lambda o: {"json": {"session_id": o.session_id, "message_id": "m-x", "text": "Injected"}},
+    ),
+    "delete_session": ("DELETE", "/session", lambda o: {"params": {"session_id": o.session_id}}),
+    "delete_session_json_body": (
+        "DELETE",
+        "/session",
+        lambda o: {"json": {"session_id": o.session_id}},
+    ),
+    "get_user_task": (
+        "GET",
+        "/user_task",
+        lambda o: {"params": {"user_task_pk": o.user_task_pk}},
+    ),
+    "put_user_task_execution": (
+        "PUT",
+        "/user_task_execution",
+        lambda o: {"json": {"user_task_pk": o.user_task_pk}},
+    ),
+    "get_user_task_execution": (
+        "GET",
+        "/user_task_execution",
+        lambda o: {"params": {"user_task_execution_pk": o.user_task_execution_pk}},
+    ),
+    "delete_user_task_execution": (
+        "DELETE",
+        "/user_task_execution",
+        lambda o: {"params": {"user_task_execution_pk": o.user_task_execution_pk}},
+    ),
+    "post_user_task_execution_run": (
+        "POST",
+        "/user_task_execution_run",
+        lambda o: {"json": {"user_task_execution_pk": o.user_task_execution_pk, "inputs": []}},
+    ),
+    "get_produced_text": (
+        "GET",
+        "/produced_text",
+        lambda o: {"params": {"produced_text_pk": o.produced_text_pk}},
+    ),
+    "post_produced_text": (
+        "POST",
+        "/produced_text",
+        lambda o: {"json": {"production": "Overwritten", "produced_text_pk": o.produced_text_pk}},
+    ),
+    "post_produced_text_to_an_execution": (
+        "POST",
+        "/produced_text",
+        lambda o: {
+            "json": {
+                "production": "Overwritten",
+                "title": "Theirs",
+                "user_task_execution_pk": o.user_task_execution_pk,
+            }
+        },
+    ),
+    "post_produced_text_to_a_session": (
+        "POST",
+        "/produced_text",
+        lambda o: {
+            "json": {"production": "Overwritten", "title": "Theirs", "session_id": o.session_id}
+        },
+    ),
+    "delete_produced_text": (
+        "DELETE",
+        "/produced_text",
+        lambda o: {"params": {"produced_text_pk": o.produced_text_pk}},
+    ),
+}
+
+
+@pytest.mark.parametrize("route", OWNED_ROUTES)
+def test_other_user_gets_403_and_changes_nothing(api, owned, other_user, route):
+    method, path, build = OWNED_ROUTES[route]
+    before = owner_view(api, owned)
+
+    response = api.call(method, path, other_user.token, **build(owned))
 
     assert_json_error(response, 403)
-    assert "Private thought" not in response.text
+    assert SECRET_TEXT not in response.text
+    assert owner_view(api, owned) == before
 
 
-def test_other_user_cannot_post_a_message(api, user, other_user, session_id):
-    response = api.send_message(other_user, session_id, "Injected")
-
-    assert_json_error(response, 403)
-    assert api.messages(user, session_id) == []
-
-
-def test_other_user_cannot_delete_the_session(api, user, other_user, session_id):
-    api.send_message(user, session_id, "Keep me")
-
-    response = api.call("DELETE", "/session", other_user.token, params={"session_id": session_id})
-
-    assert_json_error(response, 403)
-    listed = api.call("GET", "/session", user.token).json()["sessions"]
-    assert session_id in [s["session_id"] for s in listed]
+def _id_fields(document: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    names = {p["name"] for p in operation.get("parameters", [])}
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        schema = media["schema"]
+        while "$ref" in schema:
+            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        names |= set(schema.get("properties", {}))
+    return {name for name in names if name == "session_id" or name.endswith("_pk")}
 
 
-def test_other_user_cannot_delete_the_session_through_a_json_body(
-    api, user, other_user, session_id
-):
-    response = api.call("DELETE", "/session", other_user.token, json={"session_id": session_id})
+def test_every_route_taking_an_id_has_an_ownership_case(api):
+    document = api.call("GET", "/openapi.json").json()
+    covered = {f"{method} {path}" for method, path, _build in OWNED_ROUTES.values()}
+    taking_ids = {
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if {"token": []} in operation.get("security", []) and _id_fields(document, operation)
+    }
 
-    assert_json_error(response, 403)
-    assert api.send_message(user, session_id, "Still mine").status_code == 200
+    assert taking_ids - covered == set(), "add them to OWNED_ROUTES"
+
+
+@pytest.mark.parametrize(
+    "operation", [op for op in documented_operations() if op not in PUBLIC_OPERATIONS]
+)
+def test_every_route_but_the_public_ones_refuses_a_request_without_credentials(api, operation):
+    method, path = operation.split(" ", 1)
+
+    response = api.call(method, path, json={} if method != "GET" else None)
+
+    assert_json_error(response, 401)
 
 
 @pytest.mark.parametrize(

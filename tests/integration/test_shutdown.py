@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from common.embedded import free_port
-from tests.integration.test_metrics import scrape, value
 from tests.support.clients import Api, SocketClient
+from tests.support.metrics import scrape, value
 from tests.support.processes import http_ok, wait_until, web_node
 
 GUNICORN_GRACEFUL_TIMEOUT_S = 10  # web/gunicorn_conf.py

@@ -12,6 +12,20 @@ from typing import Any
 
 from flask import Flask
 
+# The operations anyone may call; every other one needs a token (or, for the
+# task catalogue, the backoffice secret).
+PUBLIC_OPERATIONS = frozenset(
+    {
+        "PUT /user",
+        "POST /user",
+        "GET /health",
+        "GET /metrics",
+        "GET /openapi.json",
+        "GET /docs",
+        "GET /",  # the playground page (web/playground.py)
+    }
+)
+
 
 @lru_cache(maxsize=1)
 def local_app() -> Flask:

@@ -96,6 +96,39 @@ def migrate(env: dict[str, str]) -> None:
         )
 
 
+def isolated_stack(
+    database_url: str,
+    llm_url: str,
+    directory: Path,
+    name: str,
+    web_nodes: int = 1,
+    workers: tuple[str, ...] = ("turns,delivery",),
+    **settings: str,
+) -> Stack:
+    """A started stack with a Redis of its own (which a test may stop or
+    restart) and a fresh database `system1_<name>` on the server of
+    `database_url`; settings override the base environment. Without workers it
+    is not waited healthy (/health needs one), only answering."""
+    redis_server = EmbeddedRedis(directory / f"redis-{name}", free_port())
+    redis_server.start()
+    stack = Stack({}, directory / f"stack-{name}", redis_server=redis_server)
+    try:
+        database = fresh_database(database_url, f"system1_{name}")
+        stack.env = base_env(database, redis_server.url(0), llm_url, **settings)
+        migrate(stack.env)
+        stack.log_dir.mkdir()
+        for _ in range(web_nodes):
+            stack.start_web_node()
+        for position, queues in enumerate(workers):
+            stack.start_worker(queues, beat=position == 0)
+        if workers:
+            stack.wait_healthy()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
 def start_scripted_llm(env: dict[str, str], log_dir: Path) -> tuple[ChildProcess, str]:
     port = free_port()
     process = scripted_llm(port, env, log_dir).start()

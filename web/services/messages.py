@@ -86,6 +86,9 @@ def store_message_and_start_turn(
                 Message.session_id == session_id, Message.client_message_id == message_id
             )
         )
+        if existing is None:
+            # The first request took its message back (the broker was down).
+            raise ServiceUnavailable("The message broker is unavailable; try again.")
         return message_payload(existing)
 
     session = db.session.get(Session, session_id)
