@@ -258,7 +258,7 @@ def task_script(conversation: Conversation) -> str:
     name = _task_name(conversation)
     answered = sum(1 for m in conversation.messages if m.get("role") == "assistant")
     if answered == 0:
-        return f"To write {name.lower()}, I need one more detail: who is it for, and what tone?"
+        return f'For "{name}", I need one more detail: who is it for, and what tone?'
     body_words = filler_words(conversation.answer_words)
     body = (
         f"Draft for {name}.\n\n"
