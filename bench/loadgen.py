@@ -321,7 +321,7 @@ async def run_clients(
     one turn's time so that the clients do not move in lockstep. Returns (start, end)."""
     start = time.time() + 0.2
     end = start + workload.duration_s
-    spread = min(max(workload.turn_s, 0.05), 1.0)
+    spread = min(max(workload.turn_s + workload.think_ms / 1000, 0.05), 2.0)
     rng = random.Random(len(clients))
 
     async def window_edges() -> None:
@@ -362,10 +362,14 @@ async def idle_sockets(
     sessions: list[tuple[str, str]],
     count: int,
     hold_s: float,
-    web_rss_mb: Callable[[], float],
+    web_memory_mb: Callable[[], dict[str, float]],
 ) -> dict[str, Any]:
-    """Connect `count` authenticated sockets, each joined to a session, and hold them idle."""
-    before = await asyncio.to_thread(web_rss_mb)
+    """Connect `count` authenticated sockets, each joined to a session, and hold them idle.
+
+    The web node's memory is read before, once connected and after the hold: the RSS of
+    its gunicorn master and of its worker (which holds the sockets), and the node's PSS
+    (both processes, the pages they share counted once)."""
+    before = await asyncio.to_thread(web_memory_mb)
     clients: list[socketio.AsyncClient] = []
     failures: list[str] = []
 
@@ -390,9 +394,9 @@ async def idle_sockets(
     started = time.monotonic()
     await gather_limited((connect(i) for i in range(count)), 50)
     connect_s = time.monotonic() - started
-    connected_rss = await asyncio.to_thread(web_rss_mb)
+    connected = await asyncio.to_thread(web_memory_mb)
     await asyncio.sleep(hold_s)
-    held_rss = await asyncio.to_thread(web_rss_mb)
+    held = await asyncio.to_thread(web_memory_mb)
     still = sum(1 for c in clients if c.connected)
     await gather_limited((c.disconnect() for c in clients), 100)
     return {
@@ -403,10 +407,13 @@ async def idle_sockets(
         "failure_examples": failures[:3],
         "connect_s": round(connect_s, 2),
         "hold_s": hold_s,
-        "web_rss_mb": {
-            "before": before,
-            "connected": connected_rss,
-            "after_hold": held_rss,
+        "web_memory_mb": {"before": before, "connected": connected, "after_hold": held},
+        "web_pss_mb": {
+            "before": before["pss_total"],
+            "connected": connected["pss_total"],
+            "after_hold": held["pss_total"],
         },
-        "web_kb_per_socket": round(1024 * (held_rss - before) / max(1, len(clients)), 1),
+        "web_kb_per_socket": round(
+            1024 * (held["pss_total"] - before["pss_total"]) / max(1, len(clients)), 1
+        ),
     }

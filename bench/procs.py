@@ -103,6 +103,19 @@ def tree_cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
+def tree_memory_mb(process: psutil.Process) -> dict[str, float]:
+    """RSS of each process of a tree, and their PSS summed (shared pages counted once)."""
+    out: dict[str, float] = {}
+    pss = 0
+    for member in _tree(process):
+        with contextlib.suppress(psutil.Error):
+            info = member.memory_full_info()
+            out[f"rss_{member.pid}"] = round(info.rss / MB, 1)
+            pss += getattr(info, "pss", info.rss)
+    out["pss_total"] = round(pss / MB, 1)
+    return out
+
+
 def tree_rss(process: psutil.Process) -> int:
     """Resident bytes of a process and its live descendants."""
     total = 0
@@ -161,6 +174,11 @@ class ResourceMonitor:
     def unwatch(self, name: str) -> None:
         with self._lock:
             self._processes.pop(name, None)
+
+    def memory_mb(self, name: str) -> dict[str, float]:
+        with self._lock:
+            process = self._processes[name]
+        return tree_memory_mb(process)
 
     def rss_mb(self, name: str) -> float:
         with self._lock:

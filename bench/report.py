@@ -101,12 +101,14 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     idle = results.get("idle_sockets")
     if idle:
-        rss = idle["web_rss_mb"]["after_hold"]
+        pss = idle["web_pss_mb"]["after_hold"]
+        held = idle["web_memory_mb"]["after_hold"]
         add(
-            f"web RSS with {idle['sockets']} idle sockets",
+            f"web node memory with {idle['sockets']} idle sockets",
             "≤ 200 MB (1,000 sockets)",
-            f"{_fmt(rss)} MB ({idle['connected']} connected)",
-            rss <= 200 and idle["connected"] == idle["sockets"]
+            f"{_fmt(pss)} MB PSS of the node (worker RSS {_fmt(held['worker_rss'])} MB, "
+            f"master RSS {_fmt(held['master_rss'])} MB; {idle['connected']} connected)",
+            pss <= 200 and idle["connected"] == idle["sockets"]
             if idle["sockets"] >= 1000
             else None,
         )
@@ -146,8 +148,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Streaming workload: the scripted LLM answers {work['reply_words']} tokens, first after "
         f"{work['ttft_ms']} ms, then one every {work['token_interval_ms']} ms; each user sends "
-        f"its next message as soon as the answer arrived (closed loop, {work['think_ms']} ms "
-        f"think time), for {work['duration_s']:g} s per level. Settings: "
+        f"its next message {work['think_ms']} ms after its answer arrived, "
+        f"for {work['duration_s']:g} s per level. Settings: "
         + ", ".join(f"{k}={v}" for k, v in config["settings"].items())
         + ". Times in ms, as p50 / p99 unless said otherwise.",
         "",
@@ -180,9 +182,9 @@ def markdown(results: dict[str, Any]) -> str:
         "CPU in cores (CPU seconds per second) and peak RSS over the level:",
         "",
         "| sessions | request → LLM | LLM chunk → client | minimal: request → LLM "
-        "| minimal: chunk → client | web CPU | turns worker CPU | postgres CPU | redis CPU "
-        "| LLM CPU | client CPU | web RSS MB | turns RSS MB |",
-        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| minimal: chunk → client | CPU ms per turn (minimal) | web CPU | turns worker CPU "
+        "| postgres CPU | redis CPU | LLM CPU | client CPU | web RSS MB | turns RSS MB |",
+        "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results.get("levels", []):
         b, mi = row["backend"], row["minimal"]
@@ -191,6 +193,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {row['sessions']} | {_pair(b['request_to_llm_ms'])} "
             f"| {_pair(b['llm_first_chunk_to_client_ms'])} | {_pair(mi['request_to_llm_ms'])} "
             f"| {_pair(mi['llm_first_chunk_to_client_ms'])} "
+            f"| {_fmt(b.get('cpu_ms_per_turn'))} ({_fmt(mi.get('cpu_ms_per_turn'))}) "
             f"| {_fmt(_get(r, 'web', 'cpu_cores'), 2)} | {_fmt(_get(r, 'turns', 'cpu_cores'), 2)} "
             f"| {_fmt(_get(r, 'postgres', 'cpu_cores'), 2)} "
             f"| {_fmt(_get(r, 'redis', 'cpu_cores'), 2)} | {_fmt(_get(r, 'llm', 'cpu_cores'), 2)} "
@@ -221,13 +224,18 @@ def markdown(results: dict[str, Any]) -> str:
             )
     idle = results.get("idle_sockets")
     if idle:
-        rss = idle["web_rss_mb"]
+        pss, mem = idle["web_pss_mb"], idle["web_memory_mb"]
+        start = results.get("web_memory_at_start_mb") or {}
         lines += [
             "",
             f"Idle sockets: {idle['connected']} of {idle['sockets']} authenticated sockets "
-            f"connected and joined in {idle['connect_s']} s; web node RSS {rss['before']} MB "
-            f"before, {rss['connected']} MB connected, {rss['after_hold']} MB after "
-            f"{idle['hold_s']:g} s idle ({idle['web_kb_per_socket']} KB per socket).",
+            f"connected and joined in {idle['connect_s']} s. Web node memory (PSS of gunicorn "
+            f"master + worker, shared pages counted once): {_fmt(start.get('pss_total'))} MB "
+            f"fresh, {pss['before']} MB after the load levels, {pss['connected']} MB connected, "
+            f"{pss['after_hold']} MB after {idle['hold_s']:g} s idle "
+            f"({idle['web_kb_per_socket']} KB per socket); worker RSS "
+            f"{mem['after_hold']['worker_rss']} MB, "
+            f"master RSS {mem['after_hold']['master_rss']} MB.",
         ]
     resend = results.get("resend")
     if resend:

