@@ -1,7 +1,8 @@
 """The floors no backend can beat, measured with the same workload as the backend.
 
-1. `openai_floor`: the scripted LLM streamed straight to the client with the `openai`
-   package (AsyncOpenAI in this process), no backend in between.
+1. `FloorSession`: the scripted LLM streamed straight to the client with the `openai`
+   package (AsyncOpenAI in this process, the request and chunk reading of System1's
+   common/llm.py), no backend in between.
 2. `MinimalClient`: a user of the minimal pipeline (bench/minimal_pipeline.py): joins a room,
    POSTs turns, receives `mojo_token` / `mojo_message` through the same Socket.IO path.
 """
@@ -15,6 +16,7 @@ import aiohttp
 import openai
 
 from bench.loadgen import Turn, TurnClient, Workload
+from common.llm import delta_content
 
 
 class MinimalClient(TurnClient):
@@ -61,18 +63,26 @@ class FloorSession:
             turn.sent_at = time.time()
             text = ""
             try:
-                stream = await self.client.chat.completions.create(
-                    model="scripted",
-                    messages=[{"role": "user", "content": workload.prompt(tag)}],
+                # The request and the reading of chunks of common/llm.py's stream_chat.
+                stream = await self.client.post(
+                    "/chat/completions",
+                    body={
+                        "model": "scripted",
+                        "messages": [{"role": "user", "content": workload.prompt(tag)}],
+                        "stream": True,
+                    },
+                    cast_to=object,
                     stream=True,
+                    stream_cls=openai.AsyncStream[object],
                 )
                 turn.put_done_at = time.time()
                 turn.put_status = 200
                 async with stream:
                     async for chunk in stream:
-                        if chunk.choices and chunk.choices[0].delta.content:
+                        content = delta_content(chunk)
+                        if content:
                             now = time.time()
-                            text += chunk.choices[0].delta.content
+                            text += content
                             if turn.first_token_at is None:
                                 turn.first_token_at = now
                             turn.last_token_at = now

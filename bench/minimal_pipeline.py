@@ -8,7 +8,8 @@ a database, authentication, leases, stored messages or acknowledged delivery.
 - web: `gunicorn -k gevent -w 1 'bench.minimal_pipeline:create_web_app()'`: POST /turn
   {room, text} queues a turn; the Socket.IO event `join` {room} joins a room.
 - worker: `celery -A bench.minimal_pipeline worker -P threads -Q bench-minimal`: streams the
-  answer to `text` from the LLM, emits `mojo_token` (coalesced) and `mojo_message` to the room.
+  answer to `text` from the LLM with System1's own `common.llm.stream_chat`, emits
+  `mojo_token` (coalesced by worker/streaming.py's TokenCoalescer) and `mojo_message`.
 
 Configured by MINIMAL_REDIS_URL (broker and Socket.IO message queue), OPENAI_BASE_URL and
 TOKEN_EMIT_INTERVAL_MS.
@@ -23,9 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import openai
 from celery import Celery
 from flask_socketio import SocketIO
+
+from common.llm import stream_chat
 
 
 def _load_token_coalescer() -> Any:
@@ -89,15 +91,6 @@ def create_web_app() -> Any:
 
 
 @lru_cache(maxsize=1)
-def _llm() -> openai.OpenAI:
-    return openai.OpenAI(
-        api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
-        base_url=os.environ.get("OPENAI_BASE_URL"),
-        max_retries=0,
-    )
-
-
-@lru_cache(maxsize=1)
 def _emitter() -> SocketIO:
     return SocketIO(message_queue=REDIS_URL, channel=CHANNEL)
 
@@ -110,14 +103,11 @@ def minimal_turn(room: str, text: str) -> None:
         interval_s, lambda so_far: emitter.emit("mojo_token", {"text": so_far}, to=room)
     )
     answer = ""
-    stream = _llm().chat.completions.create(
-        model="scripted", messages=[{"role": "user", "content": text}], stream=True
-    )
-    with stream:
-        for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                answer += chunk.choices[0].delta.content
-                tokens.push(answer)
+    # System1's own LLM call (common/llm.py): one client per process, same request, same
+    # reading of the chunks.
+    for delta in stream_chat([{"role": "user", "content": text}]):
+        answer += delta
+        tokens.push(answer)
     tokens.flush()
     pk = os.getpid() * 1_000_000 + next(_message_pks)
     emitter.emit("mojo_message", {"text": answer, "message_pk": pk, "session_id": room}, to=room)

@@ -123,7 +123,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--token-emit-interval-ms", type=int, default=50)
     parser.add_argument("--turn-concurrency", type=int, default=32)
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the stack")
-    parser.add_argument("--profile-level", type=int, help="py-spy the backend at this level")
+    parser.add_argument(
+        "--profile-level", type=int, help="also py-spy the backend at this level (a phase apart)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data)")
     parser.add_argument("--database-url", help="an existing PostgreSQL (default: embedded)")
@@ -303,7 +305,7 @@ class Bench:
                 window["cpu"] = self.me.cpu_times()
                 window["w"] = self.monitor.start_window()
                 window["load"] = load_average()
-                if kind == "backend" and sessions == self.config.profile_level:
+                if phase == "profile":
                     profiles.extend(self._start_profiles(phase, sessions, workload.duration_s))
 
             def window_end() -> None:
@@ -344,7 +346,7 @@ class Bench:
             ("web", self.web_worker_pid()),
             ("turns", self.full.procs["turns"].pid),
         ):
-            out = out_dir / f"{phase}-{sessions}-{name}.txt"
+            out = out_dir / f"{phase}{self.phases}-{sessions}-{name}.txt"
             process = profile.start(pid, seconds, out)
             if process is not None:
                 started.append((name, process, out))
@@ -484,6 +486,17 @@ class Bench:
         self.results["saturation"] = self.run_levels(
             "saturation", config.saturation, config.saturation_levels
         )
+        if config.profile_level:
+            # Apart from the measured levels: py-spy takes CPU from the processes it samples.
+            for name, workload in (
+                ("streaming", config.streaming),
+                ("saturation", config.saturation),
+            ):
+                summary = self.level("backend", config.profile_level, workload, "profile")
+                self.results.setdefault("profiles", {})[name] = {
+                    "sessions": config.profile_level,
+                    "functions": summary.get("profile", {}),
+                }
         if config.idle_sockets:
             self.results["idle_sockets"] = self.idle()
         if config.resend_messages:

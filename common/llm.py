@@ -70,12 +70,12 @@ def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
     )
     with stream:
         for chunk in stream:
-            content = _delta_content(chunk)
+            content = delta_content(chunk)
             if content:
                 yield content
 
 
-def _delta_content(chunk: object) -> str | None:
+def delta_content(chunk: object) -> str | None:
     """The text of a chat.completion.chunk (as JSON), if it carries any."""
     if not isinstance(chunk, dict):
         return None
