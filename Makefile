@@ -47,8 +47,11 @@ browser:
 		echo "browser tests: no /usr/bin/chromium and no root apt-get to install it, skipped"; \
 	fi
 
+# Two pytest-xdist workers, each with its own stack (a file stays on one worker): the
+# suite mostly waits on sockets and countdowns, so this halves its time on 2 cores.
+TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The full benchmark against its floors (see README, "Benchmarks"). BENCH_ARGS passes
 # options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.

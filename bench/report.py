@@ -290,6 +290,7 @@ def plots(results: dict[str, Any], samples: dict[tuple[str, str, int], list[floa
                         label=f"{KIND_LABELS[kind]} p{q}",
                     )  # fmt: skip
         cdf.set_xscale("symlog", linthresh=10)
+        cdf.set_xlim(left=0)
         cdf.set_xlabel("added time to first token (ms)")
         cdf.set_ylabel("% of turns")
         cdf.set_title(f"Added TTFT distribution, {reference} sessions")
@@ -297,6 +298,7 @@ def plots(results: dict[str, Any], samples: dict[tuple[str, str, int], list[floa
         cdf.legend(fontsize=8)
         tail.set_xscale("log")
         tail.set_yscale("symlog", linthresh=10)
+        tail.set_ylim(bottom=0)
         tail.set_xlabel("concurrent sessions")
         tail.set_ylabel("added TTFT (ms)")
         tail.set_title("Added TTFT p50 / p99 against concurrency")
@@ -353,8 +355,35 @@ def write(
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     results["goals"] = goals(results)
+    # The added-TTFT samples behind the plots (ms), so that `python -m bench.report` redraws.
+    results["added_ttft_samples_ms"] = {
+        f"{phase}/{kind}/{level}": [round(1000 * v, 1) for v in values]
+        for (phase, kind, level), values in samples.items()
+        if phase in ("streaming", "saturation")
+    }
     json_path = out / "bench.json"
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     md_path = out / "bench.md"
     md_path.write_text(markdown(results))
     return [json_path, md_path, *plots(results, samples, out)]
+
+
+def redraw(json_path: Path) -> list[Path]:
+    """The markdown and plots again, from a bench.json (e.g. after a change to this file)."""
+    results = json.loads(json_path.read_text())
+    samples = {}
+    for key, values in results.get("added_ttft_samples_ms", {}).items():
+        phase, kind, level = key.split("/")
+        samples[(phase, kind, int(level))] = [v / 1000 for v in values]
+    md_path = json_path.with_name("bench.md")
+    md_path.write_text(markdown(results))
+    return [md_path, *plots(results, samples, json_path.parent)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results/bench.json"
+    )
+    print("\n".join(str(path) for path in redraw(target)))

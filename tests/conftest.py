@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -15,12 +16,23 @@ from tests.support.clients import Api, SocketClient, User
 from tests.support.stack import (
     Stack,
     base_env,
+    fresh_database,
     isolated_stack,
     migrate,
     start_scripted_llm,
 )
 
 TEST_DATABASE = "system1_test"
+# Under pytest-xdist (`make test` runs two workers) each worker has its own stack;
+# on servers given by TEST_*_URL they must not share a database or a Redis db.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _redis_db_for_worker(url: str) -> str:
+    """The given Redis URL, on the next database numbers for workers gw1, gw2..."""
+    parts = urlsplit(url)
+    db = int(parts.path.lstrip("/") or 0) + int(XDIST_WORKER.removeprefix("gw") or 0)
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +45,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def database_url(run_dir: Path) -> Iterator[str]:
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
-        yield given
+        yield fresh_database(given, f"system1_test_{XDIST_WORKER}") if XDIST_WORKER else given
         return
     server = EmbeddedPostgres(run_dir / "postgres", free_port())
     server.start()
@@ -46,7 +58,7 @@ def database_url(run_dir: Path) -> Iterator[str]:
 def redis_url(run_dir: Path) -> Iterator[str]:
     given = os.environ.get("TEST_REDIS_URL")
     if given:
-        yield given
+        yield _redis_db_for_worker(given)
         return
     server = EmbeddedRedis(run_dir / "redis", free_port())
     server.start()

@@ -113,7 +113,9 @@ def isolated_stack(
     redis_server.start()
     stack = Stack({}, directory / f"stack-{name}", redis_server=redis_server)
     try:
-        database = fresh_database(database_url, f"system1_{name}")
+        # Each pytest-xdist worker creates its own, on a shared server.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        database = fresh_database(database_url, f"system1_{name}{worker}")
         stack.env = base_env(database, redis_server.url(0), llm_url, **settings)
         migrate(stack.env)
         stack.log_dir.mkdir()
