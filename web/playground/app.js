@@ -1,6 +1,6 @@
 // System1 playground: a Mojodex-protocol client in plain JavaScript.
 // REST with fetch (same origin), Socket.IO with the vendored socket.io client.
-// Protocol: /work/shared/docs/protocol.md in the project (and GET /openapi.json).
+// Protocol: the Mojodex client protocol (see GET /openapi.json and docs/socketio.md).
 "use strict";
 
 (() => {
