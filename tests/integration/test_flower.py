@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from common.embedded import free_port
+from tests.support.clients import Api, SocketClient, User
 from tests.support.processes import BIN, ChildProcess, wait_until
-from tests.support.stack import Stack
+from tests.support.stack import Stack, isolated_stack
 
 CREDENTIALS = ("operator", "flower-test-password")
 
@@ -33,7 +34,35 @@ class Flower:
 
 
 @pytest.fixture(scope="module")
-def flower(stack: Stack, run_dir: Path) -> Iterator[Flower]:
+def quiet_stack(
+    database_url: str, llm_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A stack of its own: on the shared one, the resends of every test's
+    unacknowledged messages make so many task events that Flower lags behind."""
+    stack = isolated_stack(database_url, llm_url, tmp_path_factory.mktemp("flower"), "flower")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def api(quiet_stack: Stack) -> Api:
+    return Api(quiet_stack.base_url)
+
+
+@pytest.fixture
+def connect(quiet_stack: Stack, sockets: list[SocketClient]):
+    def _connect(user: User, session_id: str) -> SocketClient:
+        client = SocketClient(quiet_stack.base_url, user.token).connect()
+        sockets.append(client)
+        assert client.start_session(session_id)["joined"]
+        return client
+
+    return _connect
+
+
+@pytest.fixture(scope="module")
+def flower(quiet_stack: Stack, run_dir: Path) -> Iterator[Flower]:
+    stack = quiet_stack
     port = free_port()
     env = {**stack.env, "FLOWER_BASIC_AUTH": ":".join(CREDENTIALS)}
     process = ChildProcess(
