@@ -141,7 +141,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         reply_words=args.reply_words if not quick else min(args.reply_words, 12),
         duration_s=duration,
         think_ms=min(args.think_ms, 200) if quick else args.think_ms,
-        turn_timeout_s=30.0 if quick else 60.0,
+        turn_timeout_s=60.0,
     )
     saturation = replace(
         streaming,

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     # headers) and Socket.IO alike; never "*" by default.
     cors_allowed_origins: str = ""
 
-    # Rate limits ("N/second|minute|hour|day", limits' syntax; empty = no limit),
+    # Rate limits ("N/second|minute|hour|day", limits' syntax; "none" = no limit;
+    # an empty variable means the default, as for every setting),
     # counted in Redis (REDIS_URL) and shared by every web node. If Redis is
     # unreachable the limiter fails open: it counts in the node's memory instead.
     # Logins (POST /user): per client address, and per email address tried.
@@ -113,6 +114,8 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
         value = value.strip()
+        if value.lower() == "none":
+            return ""  # no limit
         if value:
             try:
                 parse_many(value)
