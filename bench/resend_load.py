@@ -1,12 +1,12 @@
 """Resend load: thousands of finished messages that nobody acknowledges.
 
 The messages are inserted straight into md_message (assistant messages of sessions that no
-client has joined), and their delivery starts as a turn starts it: the delivery task
-`system1.resend_unacknowledged` at attempt 0 (what `start_delivery` does), on the delivery
-queue. From then on every message is resent every RESEND_INTERVAL_S by its Celery countdown
-chain. The database is polled: each time a message's `delivery_attempts` goes up, its
-`last_delivery_at` minus the previous one minus RESEND_INTERVAL_S is how late that resend ran.
-Meanwhile the worker's memory is sampled (it holds every countdown task) and Redis's.
+client has joined) as if each had been delivered once during the last RESEND_INTERVAL_S,
+evenly spread: from then on the stack's resend sweep (worker/delivery.py) must resend
+`count / RESEND_INTERVAL_S` messages a second, every second. The database is polled: each
+time a message's `delivery_attempts` goes up, its `last_delivery_at` minus the previous one
+minus RESEND_INTERVAL_S is how late that resend ran. Meanwhile the delivery worker's memory
+is sampled, and Redis's.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ import redis
 from bench.stats import summary_ms
 
 
-def insert_unacknowledged(database_url: str, session_ids: list[str], count: int) -> list[int]:
-    """Insert `count` unacknowledged assistant messages spread over the sessions."""
+def insert_unacknowledged(
+    database_url: str, session_ids: list[str], count: int, interval_s: float
+) -> list[int]:
+    """Insert `count` unacknowledged assistant messages spread over the sessions, their
+    first deliveries spread evenly over the last `interval_s`."""
     rows = [
         (
             session_ids[i % len(session_ids)],
             psycopg2.extras.Json({"text": f"resend load message {i}", "text_with_tags": ""}),
+            interval_s * (count - i) / count,
         )
         for i in range(count)
     ]
@@ -37,9 +41,11 @@ def insert_unacknowledged(database_url: str, session_ids: list[str], count: int)
             pks = psycopg2.extras.execute_values(
                 cursor,
                 "INSERT INTO md_message (session_id, sender, event_name, message, message_date,"
-                " creation_date, delivery_attempts) VALUES %s RETURNING message_pk",
+                " creation_date, delivery_attempts, last_delivery_at) VALUES %s"
+                " RETURNING message_pk",
                 rows,
-                template="(%s, 'mojo', 'mojo_message', %s, now(), now(), 0)",
+                template="(%s, 'mojo', 'mojo_message', %s, now(), now(), 1,"
+                " now() - make_interval(secs => %s))",
                 page_size=1000,
                 fetch=True,
             )
@@ -49,7 +55,7 @@ def insert_unacknowledged(database_url: str, session_ids: list[str], count: int)
 
 
 def acknowledge_all(database_url: str, pks: list[int]) -> None:
-    """End the chains: each pending resend finds its message acknowledged and stops."""
+    """Stop the resends: the sweep no longer finds these messages due."""
     connection = psycopg2.connect(database_url)
     try:
         with connection, connection.cursor() as cursor:
@@ -61,15 +67,11 @@ def acknowledge_all(database_url: str, pks: list[int]) -> None:
         connection.close()
 
 
-def start_deliveries(pks: list[int]) -> float:
-    """Queue attempt 0 of each message's delivery; the seconds it took to queue them."""
-    from worker.delivery import resend_unacknowledged  # the stack's Celery app, from env
+def ensure_sweep() -> bool:
+    """Start the stack's resend sweep now if none runs (first deliveries start it too)."""
+    from worker.delivery import ensure_resend_sweep  # the stack's Redis, from env
 
-    started = time.monotonic()
-    with resend_unacknowledged.app.producer_or_acquire() as producer:
-        for pk in pks:
-            resend_unacknowledged.apply_async(args=[pk, 0], producer=producer)
-    return time.monotonic() - started
+    return ensure_resend_sweep()
 
 
 def redis_memory(client: redis.Redis) -> int:
@@ -92,7 +94,6 @@ def measure(
     redis_client = redis.Redis.from_url(redis_url)
     seen: dict[int, tuple[int, float]] = {}
     lateness: list[float] = []
-    first_delivery: list[float] = []
     redis_before = redis_memory(redis_client)
     redis_peak = redis_before
     started = time.time()
@@ -113,10 +114,7 @@ def measure(
                     continue
                 at = float(at)
                 previous = seen.get(pk)
-                if previous is None:
-                    if attempts == 1:
-                        first_delivery.append(at - started)
-                elif attempts == previous[0] + 1 and attempts >= 2:
+                if previous is not None and attempts == previous[0] + 1:
                     lateness.append(at - previous[1] - interval_s)
                 if previous is None or attempts != previous[0]:
                     seen[pk] = (attempts, at)
@@ -136,7 +134,6 @@ def measure(
         "resend_interval_s": interval_s,
         "observed_s": round(duration, 1),
         "complete": done,
-        "first_deliveries_done_s": round(max(first_delivery), 2) if first_delivery else None,
         "resends_observed": resends,
         "resends_per_s": round(resends / duration, 1) if duration > 0 else None,
         "lateness_ms": summary_ms(lateness),

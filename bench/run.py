@@ -42,7 +42,7 @@ from bench.loadgen import (
     run_clients,
 )
 from bench.procs import ResourceMonitor, Window, cpu_calibration, load_average
-from bench.resend_load import acknowledge_all, insert_unacknowledged, measure, start_deliveries
+from bench.resend_load import acknowledge_all, ensure_sweep, insert_unacknowledged, measure
 from bench.stack import FullStack, MinimalStack, start_full_stack, start_minimal_stack
 from bench.stats import summary_ms
 
@@ -449,11 +449,13 @@ class Bench:
                 )
 
         session_ids = [s for _, s in asyncio.run(sessions())]
-        pks = insert_unacknowledged(self.full.database_url, session_ids, count)
+        pks = insert_unacknowledged(
+            self.full.database_url, session_ids, count, config.resend_interval_s
+        )
         rss_before = {name: self.monitor.rss_mb(name) for name in ("turns", "delivery", "web")}
         window = self.monitor.start_window()
         load = load_average()
-        queued_s = start_deliveries(pks)
+        ensure_sweep()
         result = measure(
             self.full.database_url,
             self.full.redis_url,
@@ -464,13 +466,10 @@ class Bench:
         )
         window = self.monitor.end_window(window)
         acknowledge_all(self.full.database_url, pks)
-        result["queued_s"] = round(queued_s, 2)
         result["rss_before_mb"] = rss_before
         result["resources"] = select_resources(window, ("web", "turns", "delivery", "redis"))
         result["load_average"] = load
         log(f"  {result}")
-        # Let every pending countdown find its message acknowledged.
-        time.sleep(config.resend_interval_s + 1)
         return result
 
     def run(self) -> dict[str, Any]:

@@ -6,14 +6,16 @@ last_delivery_at), never only in a process's memory. Delivering means
 publishing a delivery request on a Redis channel that every web node listens
 to; each node emits the message to *its own* sockets in the session's room
 with an ack callback, because only the node that holds a socket can receive
-that socket's ack (a worker's write-only emitter cannot). Celery countdown
-tasks resend until an ack is stored (worker/delivery.py).
+that socket's ack (a worker's write-only emitter cannot). A resend sweep, a
+Celery task that reschedules itself with a countdown, resends what is due until
+an ack is stored (worker/delivery.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -91,17 +93,28 @@ def record_ack(message_pk: int) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _publisher() -> redis.Redis:
+def delivery_redis() -> redis.Redis:
     return redis.Redis.from_url(
         get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5
     )
 
 
-def publish_delivery(event: str, payload: dict[str, Any]) -> int:
-    """Ask every web node to emit this message to its sockets in the room.
+# Deliveries per message on the channel: a resend sweep publishes thousands a second.
+PUBLISH_CHUNK = 200
+
+
+def publish_deliveries(deliveries: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    """Ask every web node to emit these (event, payload) pairs to its sockets in each
+    payload's session room: one channel message per PUBLISH_CHUNK, in one round trip.
 
     Returns the number of web nodes that received the request. A Redis error
-    propagates: the caller's resend schedule tries again later.
+    propagates: the message stays due and the resend sweep tries again.
     """
-    request = json.dumps({"event": event, "payload": payload})
-    return int(_publisher().publish(DELIVERY_CHANNEL, request))
+    if not deliveries:
+        return 0
+    pipe = delivery_redis().pipeline(transaction=False)
+    for start in range(0, len(deliveries), PUBLISH_CHUNK):
+        chunk = deliveries[start : start + PUBLISH_CHUNK]
+        request = {"deliveries": [{"event": e, "payload": p} for e, p in chunk]}
+        pipe.publish(DELIVERY_CHANNEL, json.dumps(request))
+    return max(int(nodes) for nodes in pipe.execute())

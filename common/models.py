@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -124,14 +126,8 @@ class Message(db.Model):
             postgresql_where=text("in_reply_to_pk IS NOT NULL"),
         ),
         Index("ix_md_message_session_date", "session_id", "message_date", "message_pk"),
-        # The recovery sweep looks for these two sets often: keep them small indexes.
-        Index(
-            "ix_md_message_awaiting_ack",
-            "last_delivery_at",
-            postgresql_where=text(
-                "sender = 'mojo' AND acknowledged_at IS NULL AND in_error_state IS NULL"
-            ),
-        ),
+        # The recovery sweep looks for new user messages often: keep it a small index.
+        # (ix_md_message_awaiting_ack, for the resend sweep, follows the class.)
         Index(
             "ix_md_message_user_creation",
             "creation_date",
@@ -148,6 +144,20 @@ class Message(db.Model):
         """What the model sees of this message: the tagged text of its own
         answers (so it knows the draft it wrote), the plain text otherwise."""
         return str(self.message.get("text_with_tags") or self.message.get("text", ""))
+
+
+def awaiting_ack() -> ColumnElement[bool]:
+    """An assistant message stored for a client and not acknowledged yet: what the
+    resend sweep, the replay on joining a session and the metrics all look for."""
+    return and_(
+        Message.sender == MOJO_SENDER,
+        Message.acknowledged_at.is_(None),
+        Message.in_error_state.is_(None),
+    )
+
+
+# The resend sweep scans these by last delivery, several times a second: a small index.
+Index("ix_md_message_awaiting_ack", Message.last_delivery_at, postgresql_where=awaiting_ack())
 
 
 class Task(db.Model):

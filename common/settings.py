@@ -87,8 +87,9 @@ class Settings(BaseSettings):
     resend_max_tries: int = Field(default=120, ge=0)
 
     # Recovery of lost work (a killed worker, a Redis restart): a running turn
-    # renews its lease; a periodic sweep restarts turns whose lease ran out and
-    # resend chains that stopped, for messages younger than the window.
+    # renews its lease; a periodic sweep restarts turns whose lease ran out, first
+    # deliveries that never happened (messages younger than the window) and the
+    # resend sweep. The resend sweep leaves messages last sent before the window.
     turn_lease_s: float = Field(default=20.0, gt=0)
     recovery_interval_s: float = Field(default=10.0, gt=0)
     recovery_window_s: float = Field(default=600.0, gt=0)

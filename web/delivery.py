@@ -22,7 +22,7 @@ from common import metrics
 from common.db import with_db_session
 from common.delivery import DELIVERY_CHANNEL, ack_matches, delivery_event, record_ack
 from common.logging_setup import log_context
-from common.models import MOJO_SENDER, Message
+from common.models import Message, awaiting_ack
 from common.settings import get_settings
 from web.extensions import socketio
 
@@ -63,10 +63,10 @@ def _listen_forever() -> None:
             wait_s = 0.5
             for message in pubsub.listen():
                 if message.get("type") == "message":
-                    request = json.loads(message["data"])
-                    payload = request["payload"]
-                    with log_context(session_id=payload["session_id"]):
-                        emit_with_ack(request["event"], payload, to=payload["session_id"])
+                    for delivery in json.loads(message["data"])["deliveries"]:
+                        payload = delivery["payload"]
+                        with log_context(session_id=payload["session_id"]):
+                            emit_with_ack(delivery["event"], payload, to=payload["session_id"])
         except redis.RedisError as exc:
             log.warning("delivery listener lost Redis (%s); retrying in %.1fs", exc, wait_s)
         finally:
@@ -93,12 +93,7 @@ def replay_unacknowledged(session_id: str, sid: str) -> int:
     with with_db_session() as db:
         messages = db.scalars(
             select(Message)
-            .where(
-                Message.session_id == session_id,
-                Message.sender == MOJO_SENDER,
-                Message.acknowledged_at.is_(None),
-                Message.in_error_state.is_(None),
-            )
+            .where(Message.session_id == session_id, awaiting_ack())
             .order_by(Message.message_pk)
             .limit(REPLAY_LIMIT)
         ).all()

@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from common import metrics
-from common.models import MOJO_SENDER, Message
+from common.models import Message, awaiting_ack
 from common.settings import get_settings
 from web.extensions import db
 
@@ -106,15 +106,9 @@ class ClusterCollector(Collector):
 
     def _from_database(self) -> Iterator[Metric]:
         try:
-            # Matches the partial index ix_md_message_awaiting_ack.
+            # Counted on the partial index ix_md_message_awaiting_ack.
             awaiting = db.session.scalar(
-                select(func.count())
-                .select_from(Message)
-                .where(
-                    Message.sender == MOJO_SENDER,
-                    Message.acknowledged_at.is_(None),
-                    Message.in_error_state.is_(None),
-                )
+                select(func.count()).select_from(Message).where(awaiting_ack())
             )
         except SQLAlchemyError as exc:
             log.warning("metrics: cannot count messages awaiting an ack: %s", exc)

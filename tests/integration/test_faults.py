@@ -122,6 +122,28 @@ def test_resend_survives_a_restart_of_the_worker(make_stack, sockets):
     assert resent["message_pk"] == first["message_pk"]
 
 
+def test_resends_go_on_after_the_delivery_worker_is_killed(make_stack, sockets):
+    # The killed worker held the resend sweep's countdown task: it comes back only after
+    # the broker's visibility timeout, so the sweep's lease must run out and beat's
+    # recovery start another.
+    stack = make_stack(workers=("delivery", "turns"), **FAST_RESEND)
+    api, user, session_id, client = conversation(stack, sockets, ack=False)
+    api.send_message(user, session_id, "[llm:reply=Killed but not forgotten.]")
+    first = client.wait_for("mojo_message")
+    client.wait_for("mojo_message", lambda m: len(client.events("mojo_message")) >= 2)
+
+    stack.workers[0].signal_group(signal.SIGKILL)
+    stack.start_worker("delivery", beat=True)
+    seen_before = len(client.events("mojo_message"))
+
+    resent = client.wait_for(
+        "mojo_message",
+        lambda m: len(client.events("mojo_message")) > seen_before,
+        timeout=40,
+    )
+    assert resent["message_pk"] == first["message_pk"]
+
+
 def test_resend_stops_after_the_maximum_number_of_tries(make_stack, sockets):
     stack = make_stack(RESEND_INTERVAL_S="0.5", RESEND_MAX_TRIES="3")
     api, user, session_id, client = conversation(stack, sockets, ack=False)
