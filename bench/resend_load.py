@@ -1,12 +1,14 @@
 """Resend load: thousands of finished messages that nobody acknowledges.
 
-The messages are inserted straight into md_message (assistant messages of sessions that no
-client has joined) as if each had been delivered once during the last RESEND_INTERVAL_S,
-evenly spread: from then on the stack's resend sweep (worker/delivery.py) must resend
-`count / RESEND_INTERVAL_S` messages a second, every second. The database is polled: each
-time a message's `delivery_attempts` goes up, its `last_delivery_at` minus the previous one
-minus RESEND_INTERVAL_S is how late that resend ran. Meanwhile the delivery worker's memory
-is sampled, and Redis's.
+The messages are inserted straight into md_message (assistant messages of sessions that
+no client has joined) as if each were delivered once during the next RESEND_INTERVAL_S,
+evenly spread (`count / RESEND_INTERVAL_S` first deliveries a second, as turns would store
+them): from then on the stack's resend sweep (worker/delivery.py) must resend as many a
+second, every second. (Dated in the past instead, the first resends would be due before
+the sweep, which plans its next run from the deliveries it knows of, could know of them.)
+The database is polled: each time a message's `delivery_attempts` goes up, its
+`last_delivery_at` minus the previous one minus RESEND_INTERVAL_S is how late that resend
+ran. Meanwhile the delivery worker's memory is sampled, and Redis's.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ def insert_unacknowledged(
     database_url: str, session_ids: list[str], count: int, interval_s: float
 ) -> list[int]:
     """Insert `count` unacknowledged assistant messages spread over the sessions, their
-    first deliveries spread evenly over the last `interval_s`."""
+    first deliveries spread evenly over the next `interval_s`."""
     rows = [
         (
             session_ids[i % len(session_ids)],
             psycopg2.extras.Json({"text": f"resend load message {i}", "text_with_tags": ""}),
-            interval_s * (count - i) / count,
+            interval_s * i / count,
         )
         for i in range(count)
     ]
@@ -45,7 +47,7 @@ def insert_unacknowledged(
                 " RETURNING message_pk",
                 rows,
                 template="(%s, 'mojo', 'mojo_message', %s, now(), now(), 1,"
-                " now() - make_interval(secs => %s))",
+                " now() + make_interval(secs => %s))",
                 page_size=1000,
                 fetch=True,
             )

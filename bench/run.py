@@ -49,6 +49,7 @@ from bench.stats import summary_ms
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results"
 KINDS = ("floor", "minimal", "backend")
+WARM_UP_SESSIONS = 2
 # The processes whose CPU and memory a level reports, by pipeline.
 MEASURED = {
     "backend": ("web", "turns", "delivery", "beat", "flower", "llm", "postgres", "redis"),
@@ -386,7 +387,7 @@ class Bench:
 
     def register(self) -> None:
         assert self.full is not None
-        count = max(self.config.levels + self.config.saturation_levels)
+        count = max([WARM_UP_SESSIONS, *self.config.levels, *self.config.saturation_levels])
         log(f"registering {count} user(s)")
 
         async def go() -> list[str]:
@@ -399,7 +400,7 @@ class Bench:
         """A few turns through each pipeline, unrecorded: clients, connections, imports."""
         warm = replace(self.config.streaming, duration_s=1.0, ttft_ms=0, token_interval_ms=0)
         for kind in KINDS:
-            asyncio.run(self._level(kind, 2, warm, "warm-up", linger=False))
+            asyncio.run(self._level(kind, WARM_UP_SESSIONS, warm, "warm-up", linger=False))
 
     def run_levels(self, phase: str, workload: Workload, levels: list[int]) -> list[dict]:
         rows = []

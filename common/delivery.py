@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from sqlalchemy import update
@@ -35,7 +35,16 @@ DELIVERY_CHANNEL = "system1:delivery"
 ACK_KEYS = {"mojo_message": "message_pk", "draft_message": "produced_text_version_pk"}
 
 
-def delivery_event(message: Message) -> tuple[str, dict[str, Any]]:
+class StoredMessage(Protocol):
+    """What a delivery needs of a stored message: a Message, or a row of its columns."""
+
+    message_pk: int
+    session_id: str
+    event_name: str
+    message: dict[str, Any]
+
+
+def delivery_event(message: StoredMessage) -> tuple[str, dict[str, Any]]:
     """The Socket.IO event and payload that deliver a stored assistant message."""
     body = message.message
     payload: dict[str, Any] = {

@@ -16,13 +16,14 @@ milliseconds. What clients see is unchanged: the state is in PostgreSQL, a messa
 resent every RESEND_INTERVAL_S (late by at most the sweep's wait), at most
 RESEND_MAX_TRIES times, never once its ack is stored.
 
-One sweep chain runs per deployment: a Redis key (SWEEP_KEY) names the task id that
-holds it, with a lease; each sweep hands it to its successor by compare-and-set, and a
-sweep that no longer holds it stops. A first delivery and the periodic recovery sweep
-(Celery beat) start a chain when none holds the lease, so a chain lost with a killed
-worker or a Redis restart comes back once its lease runs out. Two chains at once (a
-lease that ran out while its task was late) are harmless: rows locked by one are skipped
-by the other, and a message one resent is no longer due for the other.
+One sweep chain runs per deployment, and only while messages await a resend: a Redis key
+(SWEEP_KEY) names the task id that holds it, with a lease; each sweep hands it to its
+successor by compare-and-set, and a sweep that no longer holds it stops. A first delivery
+and the periodic recovery sweep (Celery beat) start a chain when none holds the lease, so a
+chain lost with a killed worker or a Redis restart comes back once its lease runs out.
+Two chains at once (a lease that ran out while its task was late) are harmless: rows
+locked by one are skipped by the other, and a message one resent is no longer due for
+the other.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from redis.commands.core import Script
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from common import metrics
@@ -72,9 +73,23 @@ return 1
 """
 
 
+# Delete the lease only if ARGV[1] holds it.
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 @lru_cache(maxsize=1)
 def _hand_over_script() -> Script:
     return delivery_redis().register_script(_HAND_OVER_LUA)
+
+
+@lru_cache(maxsize=1)
+def _release_script() -> Script:
+    return delivery_redis().register_script(_RELEASE_LUA)
 
 
 def _max_deliveries() -> int:
@@ -114,31 +129,40 @@ def start_delivery(message_pk: int) -> None:
         ensure_resend_sweep()
 
 
-def _claim_due(now: datetime) -> list[Message]:
-    """Count one more delivery of up to RESEND_BATCH due messages, oldest first."""
+def _claim_due(now: datetime) -> list[Row]:
+    """Count one more delivery of up to RESEND_BATCH due messages, oldest first; the
+    columns a delivery needs, not ORM objects (thousands a second)."""
     due = and_(
         _resendable(now),
         Message.last_delivery_at <= now - timedelta(seconds=get_settings().resend_interval_s),
     )
+    # A CTE: PostgreSQL runs it once. As an IN (subquery), the planner may run the locking
+    # subquery again for every row and claim far more than RESEND_BATCH.
     picked = (
         select(Message.message_pk)
         .where(due)
         .order_by(Message.last_delivery_at)
         .limit(RESEND_BATCH)
         .with_for_update(skip_locked=True)
+        .cte("picked")
     )
     # Not durable: an attempt count lost in a crash means one resend too many, dropped by
     # the client by its message_pk.
     with with_db_session(durable=False) as db:
-        messages = db.scalars(
-            update(Message)
-            .where(Message.message_pk.in_(picked.scalar_subquery()), due)
+        rows = db.execute(
+            update(Message.__table__)
+            .where(Message.message_pk == picked.c.message_pk)
             .values(delivery_attempts=Message.delivery_attempts + 1, last_delivery_at=now)
-            .returning(Message)
-            .execution_options(synchronize_session=False)
+            .returning(
+                Message.message_pk,
+                Message.session_id,
+                Message.event_name,
+                Message.message,
+                Message.delivery_attempts,
+            )
         ).all()
         db.commit()
-    return list(messages)
+    return list(rows)
 
 
 def resend_due_messages() -> int:
@@ -152,31 +176,32 @@ def resend_due_messages() -> int:
             nodes = publish_deliveries(deliveries)
             for event, count in Counter(event for event, _ in deliveries).items():
                 metrics.increment("messages_resent", count, event=event)
-            for message in messages:
-                with log_context(session_id=message.session_id):
-                    log.debug(
-                        "resent %s %s (attempt %s)",
-                        message.event_name,
-                        message.message_pk,
-                        message.delivery_attempts,
-                    )
+            if log.isEnabledFor(logging.DEBUG):  # thousands a second: only when asked
+                for message in messages:
+                    with log_context(session_id=message.session_id):
+                        log.debug(
+                            "resent %s %s (attempt %s)",
+                            message.event_name,
+                            message.message_pk,
+                            message.delivery_attempts,
+                        )
             log.info("resent %s message(s) to %s web node(s)", len(messages), nodes)
             resent += len(messages)
         if len(messages) < RESEND_BATCH or time.monotonic() > budget_ends:
             return resent
 
 
-def _next_wait() -> float:
-    """Seconds until the next message is due: at least SWEEP_MIN_WAIT_S, at most the
-    resend interval (a message delivered from now on is due no sooner than that)."""
+def _next_wait() -> float | None:
+    """Seconds until the next message is due, at least SWEEP_MIN_WAIT_S; None when no
+    message awaits a resend."""
     interval = get_settings().resend_interval_s
     now = datetime.now(UTC)
     with with_db_session() as db:
         oldest = db.scalar(select(func.min(Message.last_delivery_at)).where(_resendable(now)))
     if oldest is None:
-        return interval
+        return None
     due_in = (oldest - now).total_seconds() + interval
-    return max(min(SWEEP_MIN_WAIT_S, interval), min(due_in, interval))
+    return max(min(SWEEP_MIN_WAIT_S, interval), due_in)
 
 
 def _hand_over(holder: str, countdown: float) -> bool:
@@ -190,24 +215,32 @@ def _hand_over(holder: str, countdown: float) -> bool:
 
 
 def ensure_resend_sweep() -> bool:
-    """Start a resend sweep chain unless one holds the lease; True if started."""
-    return _hand_over("", get_settings().resend_interval_s)
+    """Start a resend sweep chain unless one holds the lease; True if started. The first
+    sweep runs soon: messages may be due already (after a Redis restart, say)."""
+    return _hand_over("", SWEEP_MIN_WAIT_S)
 
 
 @celery_app.task(name=RESEND_TASK, bind=True, acks_late=True, ignore_result=True)
 def resend_unacknowledged(self) -> int:
-    """One resend sweep: resend what is due, then schedule the next sweep."""
+    """One resend sweep: resend what is due, then schedule the next sweep, or end the
+    chain when no message awaits a resend (a first delivery starts the next one)."""
     holder = self.request.id
     if delivery_redis().get(SWEEP_KEY) != holder.encode():
         log.info("resend sweep %s stops: another sweep holds the chain", holder)
         return 0
-    wait = get_settings().resend_interval_s
+    wait: float | None = get_settings().resend_interval_s
     try:
         resent = resend_due_messages()
         wait = _next_wait()
     finally:
         # Even after a database error: the chain goes on and tries again.
-        _hand_over(holder, wait)
+        if wait is not None:
+            _hand_over(holder, wait)
+    # A message delivered while this sweep was ending found the lease still held and
+    # started no chain: look again once the lease is released.
+    released = wait is None and _release_script()(keys=[SWEEP_KEY], args=[holder])
+    if released and _next_wait() is not None:
+        ensure_resend_sweep()
     return resent
 
 
@@ -249,7 +282,7 @@ def recover_lost_work() -> dict[str, int]:
         start_delivery(message_pk)
     for message_pk in turns:
         celery_app.send_task(ASSISTANT_TURN_TASK, args=[message_pk])
-    sweep_started = settings.resend_max_tries > 0 and ensure_resend_sweep()
+    sweep_started = _next_wait() is not None and ensure_resend_sweep()
     if undelivered or turns or sweep_started:
         log.warning(
             "recovered %s first deliveries and %s turn(s); resend sweep %s",

@@ -71,7 +71,7 @@ def test_a_turn_is_followed_from_request_to_ack_by_its_request_and_session_ids(
     [turn_task_id] = {
         line["task_id"] for line in turn_lines if line["task_name"] == "system1.assistant_turn"
     }
-    delivered = f"delivered mojo_message {reply['message_pk']} (attempt 1)"
+    delivered = f"delivered mojo_message {reply['message_pk']} to "
     delivered_lines = [line for line in turn_lines if line["message"].startswith(delivered)]
     assert [line["task_id"] for line in delivered_lines] == [turn_task_id]
     ack_lines = [line for line in json_lines(web_log) if acked in line["message"]]
