@@ -81,11 +81,6 @@ def flower(quiet_stack: Stack, run_dir: Path) -> Iterator[Flower]:
     process.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG (open, issue 6): under load Flower often keeps turns in RECEIVED: the "
-    "worker's task-started/task-succeeded events for turns do not reach it",
-)
 def test_flower_shows_a_finished_assistant_turn(flower, api, user, session_id, connect):
     # Flower answers HTTP before its event receiver is subscribed: wait until it
     # has seen a task (beat's sweep runs every few seconds) before starting ours.
