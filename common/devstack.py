@@ -151,14 +151,19 @@ def process_commands(settings: Settings, llm: list[str] | None, flower_port: int
     `exec` makes each program replace honcho's shell, so it receives honcho's signals itself.
     """
     gunicorn, celery = shlex.quote(str(BIN / "gunicorn")), shlex.quote(str(BIN / "celery"))
-    workers = f"exec {celery} -A worker worker -P threads -E --without-gossip --without-mingle"
+    # Celery's own default level (WARNING) would hide the workers' INFO lines: pass LOG_LEVEL.
+    level = shlex.quote(settings.log_level)
+    workers = (
+        f"exec {celery} -A worker worker -P threads -E --without-gossip --without-mingle"
+        f" --loglevel {level}"
+    )
     commands = {
         "web": f"exec {gunicorn} --config web/gunicorn_conf.py web.wsgi:app",
         "turns": f"{workers} -Q {settings.turn_queue} -c {settings.turn_concurrency} -n turns@%h",
         "delivery": f"{workers} -Q {settings.delivery_queue} -c {DELIVERY_CONCURRENCY}"
         " -n delivery@%h",
         # One beat per deployment: it runs the periodic recovery sweep.
-        "beat": f"exec {celery} -A worker beat --loglevel INFO"
+        "beat": f"exec {celery} -A worker beat --loglevel {level}"
         f" --schedule {shlex.quote(str(resolved_data_dir(settings) / 'celerybeat-schedule'))}",
         "flower": f"exec {celery} -A worker flower --address={LOOPBACK} --port={flower_port}",
     }
