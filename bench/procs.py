@@ -1,7 +1,8 @@
-"""Child processes of a benchmark, and their CPU seconds and peak memory.
+"""The CPU seconds and peak memory of a benchmark's processes, and stopping them.
 
-Every process is started the way honcho starts it under `make run` (a shell line that
-`exec`s the program), in its own process group, logging to a file. A `ResourceMonitor`
+Every process is a common/child_process.py `ChildProcess.shell`: started the way honcho
+starts it under `make run` (a shell line that `exec`s the program), in its own process
+group, logging to a file. A `ResourceMonitor`
 samples the resident memory of each watched process tree a few times a second and reads
 CPU times at the edges of a measurement window.
 """
@@ -10,78 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
+from common.child_process import ChildProcess
+
 MB = 1024 * 1024
-
-
-class Proc:
-    """A named shell line (`exec program ...`) run from the project root."""
-
-    def __init__(self, name: str, command: str, env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.command = command
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                ["/bin/sh", "-c", self.command],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def terminate(self) -> None:
-        """SIGTERM the process group (a clean stop, as honcho asks for it)."""
-        if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group; SIGKILL it if it is still there after `timeout`."""
-        if self.popen is None:
-            return
-        if self.running():
-            self.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(5)
-        # A gunicorn worker or a celery child may outlive its leader for a moment.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
 
 
 def _tree(process: psutil.Process) -> list[psutil.Process]:
@@ -228,7 +167,7 @@ class ResourceMonitor:
         self._stop.set()
 
 
-def stop_all(procs: list[Proc], timeout: float = 15.0) -> dict[str, float]:
+def stop_all(procs: list[ChildProcess], timeout: float = 15.0) -> dict[str, float]:
     """Stop processes together: SIGTERM to all first, then wait for each. Returns how long
     each took to exit, counted from the SIGTERM."""
     started = time.monotonic()

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import requests
 
-from bench.procs import Proc, stop_all
+from bench.procs import stop_all
 from common import devstack
+from common.child_process import ChildProcess
 from common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from common.settings import Settings
 
@@ -46,7 +47,7 @@ GENEROUS_RATE_LIMITS = {
 }
 
 
-def wait_for(url: str, timeout: float, what: str, procs: list[Proc]) -> None:
+def wait_for(url: str, timeout: float, what: str, procs: list[ChildProcess]) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -68,7 +69,7 @@ def wait_for(url: str, timeout: float, what: str, procs: list[Proc]) -> None:
 @dataclass
 class FullStack:
     env: dict[str, str]
-    procs: dict[str, Proc]
+    procs: dict[str, ChildProcess]
     servers: list[EmbeddedPostgres | EmbeddedRedis]
     base_url: str
     llm_base_url: str
@@ -123,14 +124,14 @@ def start_full_stack(
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
     servers: list[EmbeddedPostgres | EmbeddedRedis] = []
-    procs: dict[str, Proc] = {}
+    procs: dict[str, ChildProcess] = {}
     log_dir = work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
         plan = devstack.prepare_stack(Settings(), servers, preferred_ports=False)
         os.environ.update(plan.env)
         for name, command in plan.commands.items():
-            procs[name] = Proc(name, command, plan.env, log_dir).start()
+            procs[name] = ChildProcess.shell(name, command, plan.env, log_dir).start()
         stack = FullStack(plan.env, procs, servers, plan.urls["API"], plan.env["OPENAI_BASE_URL"])
         wait_for(stack.base_url + "/health", 90, "the stack", list(procs.values()))
         wait_for(stack.llm_root + "/health", 30, "the scripted LLM", list(procs.values()))
@@ -145,7 +146,7 @@ def start_full_stack(
 
 @dataclass
 class MinimalStack:
-    procs: dict[str, Proc] = field(default_factory=dict)
+    procs: dict[str, ChildProcess] = field(default_factory=dict)
     base_url: str = ""
 
     def stop(self) -> None:
@@ -175,7 +176,7 @@ def start_minimal_stack(full: FullStack, work_dir: Path, concurrency: int) -> Mi
     stack = MinimalStack(base_url=f"http://127.0.0.1:{port}")
     try:
         for name, command in commands.items():
-            stack.procs[name] = Proc(name, command, env, log_dir).start()
+            stack.procs[name] = ChildProcess.shell(name, command, env, log_dir).start()
         wait_for(stack.base_url + "/health", 60, "the minimal pipeline", list(stack.procs.values()))
         return stack
     except BaseException:
