@@ -45,6 +45,10 @@ task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
+# There is no result backend (a stateless DisabledBackend), so one instance may serve
+# every thread. Otherwise Celery builds one per thread, and gevent makes every web
+# request a thread: about 2% of the web node's CPU per PUT /user_message.
+result_backend_thread_safe = True
 
 # A turn is acknowledged only when done; a worker lost mid-turn gives it back.
 task_acks_late = True

@@ -364,6 +364,8 @@ class Stats:
     directive, or the client going away early.
     """
 
+    # TCP connections accepted: a client that reuses its connections opens few.
+    connections_accepted: int = 0
     completion_requests: int = 0
     errors_injected: int = 0
     streams_started: int = 0
@@ -799,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
             return env
 
         def handle(self) -> None:
+            app.stats.connections_accepted += 1
             with contextlib.suppress(OSError):
                 self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle()

@@ -12,13 +12,12 @@ from common.settings import get_settings
 from web.apidocs import register_api_docs
 from web.cli import register_commands
 from web.errors import register_error_handlers
-from web.extensions import db, migrate, socketio
+from web.extensions import db, socketio
 from web.metrics import init_request_metrics
 from web.ratelimit import init_rate_limits
 from web.request_context import init_request_context
 from web.routes import register_routes
 
-MIGRATIONS_DIR = "common/migrations"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -34,7 +33,6 @@ def create_app() -> Flask:
         JSON_SORT_KEYS=False,
     )
     db.init_app(app)
-    migrate.init_app(app, db, directory=_migrations_dir())
     socketio.init_app(
         app,
         message_queue=settings.redis_url,
@@ -51,14 +49,8 @@ def create_app() -> Flask:
     register_routes(app)
     register_api_docs(app)
     register_error_handlers(app)
-    register_commands(app)
+    register_commands(app)  # `flask db` among them, Flask-Migrate imported on use only
     return app
-
-
-def _migrations_dir() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parent.parent / MIGRATIONS_DIR)
 
 
 def _init_cors(app: Flask) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import hmac
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from cachetools import TLRUCache
 from flask import g, request
+from sqlalchemy import select
 
 from common.errors import Forbidden, Unauthorized
 from common.models import User
@@ -18,6 +21,25 @@ from common.settings import get_settings
 from web.extensions import db
 
 ALGORITHM = "HS256"
+
+# Tokens already checked (signature, expiry, and that their user exists), for a short
+# while. Every authenticated request used to decode the JWT and load the User row
+# (an ORM get, a database round trip: about 10% of the web node's CPU on the
+# PUT /user_message path, see bench/results/). Users are never deleted while their
+# tokens live, so a verdict may be reused briefly; an entry never outlives its
+# token's `exp`. Per process, bounded (least recently used go first); only successes.
+AUTH_CACHE_TTL_S = 30.0
+AUTH_CACHE_MAX_ENTRIES = 10_000
+
+
+def _valid_until(_token: str, verdict: tuple[str, float], now: float) -> float:
+    return min(now + AUTH_CACHE_TTL_S, verdict[1])
+
+
+# token -> (user id, exp); times are Unix timestamps, as a token's `exp`.
+_verified_tokens: TLRUCache[str, tuple[str, float]] = TLRUCache(
+    maxsize=AUTH_CACHE_MAX_ENTRIES, ttu=_valid_until, timer=time.time
+)
 
 
 def issue_token(user_id: str) -> str:
@@ -27,12 +49,21 @@ def issue_token(user_id: str) -> str:
     return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
 
 
-def user_id_from_token(token: str | None) -> str:
-    """The user id a token was issued for; Unauthorized if absent, invalid or expired."""
+def _bare_token(token: str | None) -> str:
     if not token:
         raise Unauthorized("Missing token: send it in the Authorization header.")
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
+    return token
+
+
+def user_id_from_token(token: str | None) -> str:
+    """The user id a token was issued for; Unauthorized if absent, invalid or expired."""
+    return _decode(_bare_token(token))[0]
+
+
+def _decode(token: str) -> tuple[str, float]:
+    """(user id, exp as a timestamp) of a token; Unauthorized if invalid or expired."""
     try:
         claims = jwt.decode(
             token, get_settings().jwt_secret, algorithms=[ALGORITHM], options={"require": ["exp"]}
@@ -44,15 +75,21 @@ def user_id_from_token(token: str | None) -> str:
     user_id = claims.get("sub")
     if not isinstance(user_id, str):
         raise Unauthorized("Invalid token.")
-    return user_id
+    return user_id, float(claims["exp"])
 
 
 def authenticated_user_id(token: str | None) -> str:
     """The id of an existing user the token was issued for; Unauthorized if the
     token is bad or the user no longer exists."""
-    user_id = user_id_from_token(token)
-    if db.session.get(User, user_id) is None:
+    token = _bare_token(token)
+    cached = _verified_tokens.get(token)
+    if cached is not None:
+        return cached[0]
+    user_id, expires_at = _decode(token)
+    # Core, not an ORM get: only the existence of the row matters.
+    if db.session.scalar(select(User.user_id).where(User.user_id == user_id)) is None:
         raise Unauthorized("Unknown user: log in again.")
+    _verified_tokens[token] = (user_id, expires_at)
     return user_id
 
 

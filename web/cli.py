@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import click
-import flask_migrate
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from common.models import User
 from web.extensions import db
 from web.services import catalogue, users
 
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "common" / "migrations"
 DEMO_EMAIL = "demo@system1.local"
 DEMO_PASSWORD = "demo-password"
 
 
+def init_migrations(app: Flask) -> None:
+    """Set up Flask-Migrate on the app (`app.extensions["migrate"]`, which
+    common/migrations/env.py reads, and the real `flask db` group).
+
+    Imported here, on use, not by `create_app`: Flask-Migrate brings Alembic and
+    its dependencies, about 10 MB of memory in every web worker that never
+    migrates anything."""
+    if "migrate" in app.extensions:
+        return
+    # Alembic logs each plugin it sets up at import, now that logging is configured.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS_DIR))
+
+
+class LazyMigrateGroup(click.Group):
+    """`flask db ...`: Flask-Migrate's command group, loaded when it is invoked.
+
+    Click builds a subcommand's context with `make_context`, then runs
+    `context.command`: this one hands over to the real group, with its own
+    options and subcommands (`flask db upgrade --directory ...`, `flask db --help`).
+    """
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__("db", help="Perform database migrations (Flask-Migrate).")
+        self._app = app
+
+    def _real(self) -> click.Group:
+        init_migrations(self._app)
+        from flask_migrate.cli import db as real_group
+
+        return real_group
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra):
+        return self._real().make_context(info_name, args, parent=parent, **extra)
+
+
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(LazyMigrateGroup(app), name="db")
+
     @app.cli.command("load-tasks")
     @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
     def load_tasks(path: Path | None) -> None:
@@ -29,6 +71,9 @@ def register_commands(app: Flask) -> None:
     def setup_db() -> None:
         """Apply the schema migrations, then load the shipped task catalogue
         (what a deployment's one-shot migration step runs)."""
+        init_migrations(current_app)
+        import flask_migrate
+
         flask_migrate.upgrade()
         tasks = catalogue.load_catalogue()
         click.echo(f"database up to date; {len(tasks)} catalogue task(s) loaded")

@@ -1,11 +1,13 @@
-"""Flask extensions, created once and bound to the app in `create_app`."""
+"""Flask extensions, created once and bound to the app in `create_app`.
 
-from flask_migrate import Migrate
+Flask-Migrate (and Alembic under it) is not here: only the `flask db` / `flask
+setup-db` commands need it, so web/cli.py sets it up when one of them runs.
+"""
+
 from flask_socketio import SocketIO
 
 from common.db import db
 
 socketio = SocketIO()
-migrate = Migrate()
 
-__all__ = ["db", "migrate", "socketio"]
+__all__ = ["db", "socketio"]

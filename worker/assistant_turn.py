@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import aliased
 
 from common import llm, metrics
 from common.db import with_db_session
@@ -56,6 +55,33 @@ ANSWERABLE_SENDERS = (USER_SENDER, SYSTEM_SENDER)
 # How many earlier messages the model sees.
 HISTORY_LIMIT = 50
 PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
+
+
+# Core statements on the messages and sessions tables. The ORM-enabled forms cost the
+# turn worker more CPU than their round trips (bulk-persistence set-up, and the cache key
+# of a statement rebuilt at every call): the claim alone was about 14% of the worker's
+# GIL time at 50 sessions, see bench/results/.
+_messages = Message.__table__
+_sessions = Session.__table__
+_replies = _messages.alias("reply")
+
+# Take (or keep) the lease on a user message, unless it is answered or held by another
+# live run. Built once: its cache key is computed once, not per claim.
+CLAIM_STATEMENT = (
+    update(_messages)
+    .where(
+        _messages.c.message_pk == bindparam("user_message_pk"),
+        _messages.c.sender.in_(ANSWERABLE_SENDERS),
+        ~exists().where(_replies.c.in_reply_to_pk == _messages.c.message_pk),
+        or_(
+            _messages.c.turn_task_id.is_(None),
+            _messages.c.turn_task_id == bindparam("task_id"),
+            _messages.c.turn_lease_until < bindparam("now"),
+        ),
+    )
+    .values(turn_task_id=bindparam("new_task_id"), turn_lease_until=bindparam("lease_until"))
+    .returning(_messages.c.session_id)
+)
 
 
 class TurnDeadlineExceeded(Exception):
@@ -104,39 +130,40 @@ class AssistantTurn:
         nothing to do (unknown message, already answered, held by another run).
 
         LLM errors propagate for the task to retry; `fail` ends the turn."""
-        if not self.claim():
-            return None
-        conversation = self._load_conversation()
+        # The claim and the reads of the conversation share one transaction: one
+        # connection checkout (and its pool ping) and one commit instead of two of each,
+        # on the path of the first token. A failed read rolls the claim back with it.
+        with with_db_session(durable=False) as db:
+            if not self._claim_in(db):
+                return None
+            conversation = self._load_conversation(db)
+            db.commit()
         answer = self._stream_answer(conversation)
         return self._store_and_deliver(answer)
 
     def claim(self, extra_s: float = 0.0) -> bool:
         """Take (or keep) the lease on the message, unless it is answered or
         held by another live run."""
-        now = datetime.now(UTC)
-        reply = aliased(Message)
         # Not durable: a lease lost in a crash only lets the recovery sweep run the turn
         # again, and the unique reply index keeps that to one answer.
         with with_db_session(durable=False) as db:
-            session_id = db.scalar(
-                update(Message)
-                .where(
-                    Message.message_pk == self.user_message_pk,
-                    Message.sender.in_(ANSWERABLE_SENDERS),
-                    ~exists().where(reply.in_reply_to_pk == Message.message_pk),
-                    or_(
-                        Message.turn_task_id.is_(None),
-                        Message.turn_task_id == self.task_id,
-                        Message.turn_lease_until < now,
-                    ),
-                )
-                .values(
-                    turn_task_id=self.task_id,
-                    turn_lease_until=now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
-                )
-                .returning(Message.session_id)
-            )
+            claimed = self._claim_in(db, extra_s)
             db.commit()
+        return claimed
+
+    def _claim_in(self, db: Any, extra_s: float = 0.0) -> bool:
+        """The claim's UPDATE in the caller's transaction (the caller commits)."""
+        now = datetime.now(UTC)
+        session_id = db.execute(
+            CLAIM_STATEMENT,
+            {
+                "user_message_pk": self.user_message_pk,
+                "task_id": self.task_id,
+                "now": now,
+                "new_task_id": self.task_id,
+                "lease_until": now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
+            },
+        ).scalar()
         if session_id is None:
             log.info("turn for message %s: answered or held elsewhere", self.user_message_pk)
             return False
@@ -148,35 +175,43 @@ class AssistantTurn:
         if time.monotonic() - self._lease_renewed_at >= self._settings.turn_lease_s / 3:
             self.claim()
 
-    def _load_conversation(self) -> list[dict[str, str]]:
-        with with_db_session() as db:
-            session = db.get(Session, self.session_id)
-            user = db.get(User, session.user_id)
-            history = db.scalars(
-                select(Message)
-                .where(
-                    Message.session_id == self.session_id,
-                    Message.message_pk <= self.user_message_pk,
-                    Message.in_error_state.is_(None),
-                )
-                .order_by(Message.message_date.desc(), Message.message_pk.desc())
-                .limit(HISTORY_LIMIT)
-            ).all()
-            context = {
-                "user_name": user.name,
-                "language_code": user.language_code,
-                "today": datetime.now(UTC).date().isoformat(),
-            }
-            if session.mode == "form":
-                system = self._task_prompt(db, context, history)
-            else:
-                system = render_prompt("chat_system", **context)
+    def _load_conversation(self, db: Any) -> list[dict[str, str]]:
+        # Core rows, not ORM entities: the session and its user in one query, and the
+        # history as (sender, message) pairs. Up to 50 Message entities per turn, each
+        # with its JSON and identity-map bookkeeping, were a large part of the turn
+        # worker's database CPU; nothing here is modified.
+        session = db.execute(
+            select(Session.mode, User.name, User.language_code)
+            .join(User, User.user_id == Session.user_id)
+            .where(Session.session_id == self.session_id)
+        ).one()
+        history = db.execute(
+            select(Message.sender, Message.message)
+            .where(
+                Message.session_id == self.session_id,
+                Message.message_pk <= self.user_message_pk,
+                Message.in_error_state.is_(None),
+            )
+            .order_by(Message.message_date.desc(), Message.message_pk.desc())
+            .limit(HISTORY_LIMIT)
+        ).all()
+        context = {
+            "user_name": session.name,
+            "language_code": session.language_code,
+            "today": datetime.now(UTC).date().isoformat(),
+        }
+        if session.mode == "form":
+            system = self._task_prompt(db, context, history)
+        else:
+            system = render_prompt("chat_system", **context)
         conversation = [{"role": "system", "content": system}]
-        for message in reversed(history):
-            if message.sender == MOJO_SENDER:
-                conversation.append({"role": "assistant", "content": message.text_for_model})
+        for sender, message in reversed(history):
+            if sender == MOJO_SENDER:
+                # As Message.text_for_model: the tagged text of its own answers.
+                text = message.get("text_with_tags") or message.get("text", "")
+                conversation.append({"role": "assistant", "content": str(text)})
             else:
-                conversation.append({"role": "user", "content": message.text})
+                conversation.append({"role": "user", "content": str(message.get("text", ""))})
         return conversation
 
     def _task_prompt(self, db: Any, context: dict[str, Any], history: Any) -> str:
@@ -246,8 +281,8 @@ class AssistantTurn:
     def _insert_reply(self, db: Any, message: dict[str, Any], event_name: str, **extra: Any):
         """Insert the reply unless one exists; its pk if this call stored it."""
         now = datetime.now(UTC)
-        pk = db.scalar(
-            insert(Message)
+        stored = (
+            insert(_messages)
             .values(
                 session_id=self.session_id,
                 sender=MOJO_SENDER,
@@ -259,17 +294,20 @@ class AssistantTurn:
                 **extra,
             )
             .on_conflict_do_nothing(
-                index_elements=[Message.in_reply_to_pk],
-                index_where=Message.in_reply_to_pk.isnot(None),
+                index_elements=[_messages.c.in_reply_to_pk],
+                index_where=_messages.c.in_reply_to_pk.isnot(None),
             )
-            .returning(Message.message_pk)
+            .returning(_messages.c.message_pk)
+            .cte("stored")
         )
-        db.execute(
-            update(Session)
-            .where(Session.session_id == self.session_id)
+        touched = (
+            update(_sessions)
+            .where(_sessions.c.session_id == self.session_id)
             .values(last_message_date=now)
+            .cte("touched")
         )
-        return pk
+        # One statement, one round trip: the reply and the session's last message date.
+        return db.execute(select(stored.c.message_pk).add_cte(touched)).scalar()
 
     def _store_and_deliver(self, answer: Answer) -> int | None:
         message: dict[str, Any] = {"text": answer.user_text, "text_with_tags": answer.raw}

@@ -22,6 +22,22 @@ def get_owned_session(user_id: str, session_id: str) -> Session:
     return session
 
 
+def owned_session_mode(user_id: str, session_id: str) -> str:
+    """The mode of the session ("chat" or "form"), with the checks of
+    `get_owned_session`. One Core row, no ORM object: PUT /user_message needs nothing
+    else, and loading a Session entity cost it about 4% of the web node's CPU."""
+    row = db.session.execute(
+        select(Session.user_id, Session.mode, Session.deleted_at).where(
+            Session.session_id == session_id
+        )
+    ).first()
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"Unknown session_id '{session_id}'.")
+    if row.user_id != user_id:
+        raise Forbidden("This session belongs to another user.")
+    return row.mode
+
+
 def user_owns_session(user_id: str, session_id: str) -> bool:
     session = db.session.get(Session, session_id)
     return session is not None and session.deleted_at is None and session.user_id == user_id
