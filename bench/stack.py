@@ -167,7 +167,8 @@ def start_minimal_stack(full: FullStack, work_dir: Path, concurrency: int) -> Mi
     celery = shlex.quote(str(bin_dir / "celery"))
     commands = {
         "minimal-web": f"exec {gunicorn} -k gevent -w 1 --worker-connections 4000"
-        f" -b 127.0.0.1:{port} --log-level warning 'bench.minimal_pipeline:create_web_app()'",
+        f" -b 127.0.0.1:{port} --keep-alive 75 --log-level warning"
+        " 'bench.minimal_pipeline:create_web_app()'",
         "minimal-worker": f"exec {celery} -A bench.minimal_pipeline worker -P threads"
         f" -c {concurrency} -Q bench-minimal --without-gossip --without-mingle"
         " --loglevel WARNING -n minimal@%h",
