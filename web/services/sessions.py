@@ -12,13 +12,19 @@ from common.models import Session
 from web.extensions import db
 
 
+def _check_owned(found: Any, user_id: str, session_id: str) -> None:
+    """NotFound unless `found` (a Session, or a row of its columns) exists and is not
+    deleted; Forbidden unless it belongs to the user."""
+    if found is None or found.deleted_at is not None:
+        raise NotFound(f"Unknown session_id '{session_id}'.")
+    if found.user_id != user_id:
+        raise Forbidden("This session belongs to another user.")
+
+
 def get_owned_session(user_id: str, session_id: str) -> Session:
     """The session if it exists, is not deleted and belongs to the user."""
     session = db.session.get(Session, session_id)
-    if session is None or session.deleted_at is not None:
-        raise NotFound(f"Unknown session_id '{session_id}'.")
-    if session.user_id != user_id:
-        raise Forbidden("This session belongs to another user.")
+    _check_owned(session, user_id, session_id)
     return session
 
 
@@ -31,10 +37,7 @@ def owned_session_mode(user_id: str, session_id: str) -> str:
             Session.session_id == session_id
         )
     ).first()
-    if row is None or row.deleted_at is not None:
-        raise NotFound(f"Unknown session_id '{session_id}'.")
-    if row.user_id != user_id:
-        raise Forbidden("This session belongs to another user.")
+    _check_owned(row, user_id, session_id)
     return row.mode
 
 
