@@ -139,11 +139,14 @@ class Message(db.Model):
     def text(self) -> str:
         return str(self.message.get("text", ""))
 
-    @property
-    def text_for_model(self) -> str:
-        """What the model sees of this message: the tagged text of its own
-        answers (so it knows the draft it wrote), the plain text otherwise."""
-        return str(self.message.get("text_with_tags") or self.message.get("text", ""))
+
+def text_for_model(sender: str, message: dict[str, Any]) -> str:
+    """What the model sees of a stored message (its sender and JSON payload): the tagged
+    text of the assistant's own answers (so it knows the draft it wrote), the plain text
+    otherwise."""
+    if sender == MOJO_SENDER:
+        return str(message.get("text_with_tags") or message.get("text", ""))
+    return str(message.get("text", ""))
 
 
 def awaiting_ack() -> ColumnElement[bool]:

@@ -39,6 +39,7 @@ from common.models import (
     User,
     UserTask,
     UserTaskExecution,
+    text_for_model,
 )
 from common.produced_texts import add_version, latest_version
 from common.prompts import render_prompt
@@ -206,12 +207,8 @@ class AssistantTurn:
             system = render_prompt("chat_system", **context)
         conversation = [{"role": "system", "content": system}]
         for sender, message in reversed(history):
-            if sender == MOJO_SENDER:
-                # As Message.text_for_model: the tagged text of its own answers.
-                text = message.get("text_with_tags") or message.get("text", "")
-                conversation.append({"role": "assistant", "content": str(text)})
-            else:
-                conversation.append({"role": "user", "content": str(message.get("text", ""))})
+            role = "assistant" if sender == MOJO_SENDER else "user"
+            conversation.append({"role": role, "content": text_for_model(sender, message)})
         return conversation
 
     def _task_prompt(self, db: Any, context: dict[str, Any], history: Any) -> str:
