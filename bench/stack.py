@@ -27,15 +27,7 @@ from common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from common.settings import Settings
 
 # Settings of the developer's shell that must not leak into the stack under test.
-SCRUBBED = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "CELERY_BROKER_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "PORT",
-    "HOST",
-)
+SCRUBBED = (*devstack.SERVICE_VARIABLES, "PORT", "HOST")
 # The load generator registers and sends far more than any one person, all from 127.0.0.1:
 # limits no run reaches. (An empty variable counts as unset, i.e. the default limit.) The
 # limiter still counts in Redis, as it does in production.

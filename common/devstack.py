@@ -43,6 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 DATABASE_NAME = "system1"
+# The settings that point the stack at services of its own; without them it starts the
+# embedded ones (see above). A shell that has them set is not a fresh machine.
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
 # Preferred ports: stable URLs between runs, away from the usual system servers.
 POSTGRES_PORT = 54329
 REDIS_PORT = 6390

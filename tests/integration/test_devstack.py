@@ -38,13 +38,6 @@ from common.embedded import LOOPBACK, free_port
 from tests.support.clients import Api, SocketClient, User
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRUBBED = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "CELERY_BROKER_URL",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-)
 PREFERRED_PORTS = (
     devstack.POSTGRES_PORT,
     devstack.REDIS_PORT,
@@ -203,7 +196,11 @@ def _stop(stack: Devstack) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
     data_dir = tmp_path_factory.mktemp("devstack")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith("TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in devstack.SERVICE_VARIABLES and not k.startswith("TEST_")
+    }
     env.update(DATA_DIR=str(data_dir), PORT=str(port), HOST=LOOPBACK, PYTHONUNBUFFERED="1")
     held = _hold_free_ports(PREFERRED_PORTS)
     proc = subprocess.Popen(
