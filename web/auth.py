@@ -57,11 +57,6 @@ def _bare_token(token: str | None) -> str:
     return token
 
 
-def user_id_from_token(token: str | None) -> str:
-    """The user id a token was issued for; Unauthorized if absent, invalid or expired."""
-    return _decode(_bare_token(token))[0]
-
-
 def _decode(token: str) -> tuple[str, float]:
     """(user id, exp as a timestamp) of a token; Unauthorized if invalid or expired."""
     try:
