@@ -36,6 +36,9 @@ def start(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.Po
             "--output",
             str(out),
             "--nonblocking",
+            # Only the thread holding the GIL: where the CPU goes, not where threads wait
+            # (a threads-pool worker has dozens waiting on sockets at any time).
+            "--gil",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -85,20 +85,22 @@ def ack_matches(event: str, payload: dict[str, Any], ack: Any) -> bool:
     return str(received) == str(expected)
 
 
-def record_ack(message_pk: int) -> bool:
-    """Store the acknowledgment; True if this call stored it (first ack).
+def record_acks(message_pks: Sequence[int]) -> set[int]:
+    """Store the acknowledgments of these messages, in one statement; the pks whose
+    first ack this call stored.
 
     Not durable (see `with_db_session`): an ack lost in a crash costs one more resend,
     which the client drops by its message_pk."""
     with with_db_session(durable=False) as db:
         stored = db.execute(
             update(Message)
-            .where(Message.message_pk == message_pk, Message.acknowledged_at.is_(None))
+            .where(Message.message_pk.in_(message_pks), Message.acknowledged_at.is_(None))
             .values(acknowledged_at=datetime.now(UTC))
             .returning(Message.message_pk)
-        ).first()
+        ).scalars()
+        first = set(stored)
         db.commit()
-    return stored is not None
+    return first
 
 
 @lru_cache(maxsize=1)

@@ -46,7 +46,7 @@ from common.prompts import render_prompt
 from common.settings import get_settings
 from common.tagged_stream import TaggedStreamParser, TaggedText
 from worker.celery_app import TITLE_TASK, celery_app
-from worker.delivery import start_delivery
+from worker.delivery import StoredReply, deliver_first
 from worker.streaming import TokenCoalescer
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,18 @@ PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
 # GIL time at 50 sessions, see bench/results/.
 _messages = Message.__table__
 _sessions = Session.__table__
+_users = User.__table__
 _replies = _messages.alias("reply")
 
 # Take (or keep) the lease on a user message, unless it is answered or held by another
-# live run. Built once: its cache key is computed once, not per claim.
+# live run; it answers what the prompt needs of the session and its user, in the same
+# round trip. Built once: its cache key is computed once, not per claim.
 CLAIM_STATEMENT = (
     update(_messages)
     .where(
         _messages.c.message_pk == bindparam("user_message_pk"),
+        _sessions.c.session_id == _messages.c.session_id,
+        _users.c.user_id == _sessions.c.user_id,
         _messages.c.sender.in_(ANSWERABLE_SENDERS),
         ~exists().where(_replies.c.in_reply_to_pk == _messages.c.message_pk),
         or_(
@@ -81,7 +85,19 @@ CLAIM_STATEMENT = (
         ),
     )
     .values(turn_task_id=bindparam("new_task_id"), turn_lease_until=bindparam("lease_until"))
-    .returning(_messages.c.session_id)
+    .returning(_messages.c.session_id, _sessions.c.mode, _users.c.name, _users.c.language_code)
+)
+
+# The conversation up to the message answered, newest first.
+HISTORY_STATEMENT = (
+    select(_messages.c.sender, _messages.c.message)
+    .where(
+        _messages.c.session_id == bindparam("history_session_id"),
+        _messages.c.message_pk <= bindparam("up_to_pk"),
+        _messages.c.in_error_state.is_(None),
+    )
+    .order_by(_messages.c.message_date.desc(), _messages.c.message_pk.desc())
+    .limit(HISTORY_LIMIT)
 )
 
 
@@ -135,9 +151,10 @@ class AssistantTurn:
         # connection checkout (and its pool ping) and one commit instead of two of each,
         # on the path of the first token. A failed read rolls the claim back with it.
         with with_db_session(durable=False) as db:
-            if not self._claim_in(db):
+            claimed = self._claim_in(db)
+            if claimed is None:
                 return None
-            conversation = self._load_conversation(db)
+            conversation = self._load_conversation(db, claimed)
             db.commit()
         answer = self._stream_answer(conversation)
         return self._store_and_deliver(answer)
@@ -150,12 +167,13 @@ class AssistantTurn:
         with with_db_session(durable=False) as db:
             claimed = self._claim_in(db, extra_s)
             db.commit()
-        return claimed
+        return claimed is not None
 
-    def _claim_in(self, db: Any, extra_s: float = 0.0) -> bool:
-        """The claim's UPDATE in the caller's transaction (the caller commits)."""
+    def _claim_in(self, db: Any, extra_s: float = 0.0) -> Any:
+        """The claim's UPDATE in the caller's transaction (the caller commits): the
+        session's mode and its user's name and language, or None if not claimed."""
         now = datetime.now(UTC)
-        session_id = db.execute(
+        claimed = db.execute(
             CLAIM_STATEMENT,
             {
                 "user_message_pk": self.user_message_pk,
@@ -164,37 +182,26 @@ class AssistantTurn:
                 "new_task_id": self.task_id,
                 "lease_until": now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
             },
-        ).scalar()
-        if session_id is None:
+        ).first()
+        if claimed is None:
             log.info("turn for message %s: answered or held elsewhere", self.user_message_pk)
-            return False
-        self.session_id = session_id
+            return None
+        self.session_id = claimed.session_id
         self._lease_renewed_at = time.monotonic()
-        return True
+        return claimed
 
     def _renew_lease_if_due(self) -> None:
         if time.monotonic() - self._lease_renewed_at >= self._settings.turn_lease_s / 3:
             self.claim()
 
-    def _load_conversation(self, db: Any) -> list[dict[str, str]]:
-        # Core rows, not ORM entities: the session and its user in one query, and the
-        # history as (sender, message) pairs. Up to 50 Message entities per turn, each
-        # with its JSON and identity-map bookkeeping, were a large part of the turn
-        # worker's database CPU; nothing here is modified.
-        session = db.execute(
-            select(Session.mode, User.name, User.language_code)
-            .join(User, User.user_id == Session.user_id)
-            .where(Session.session_id == self.session_id)
-        ).one()
+    def _load_conversation(self, db: Any, session: Any) -> list[dict[str, str]]:
+        """The prompt: `session` is the claim's row (mode, user name and language)."""
+        # Core rows, not ORM entities: the history as (sender, message) pairs. Up to 50
+        # Message entities per turn, each with its JSON and identity-map bookkeeping,
+        # were a large part of the turn worker's database CPU; nothing here is modified.
         history = db.execute(
-            select(Message.sender, Message.message)
-            .where(
-                Message.session_id == self.session_id,
-                Message.message_pk <= self.user_message_pk,
-                Message.in_error_state.is_(None),
-            )
-            .order_by(Message.message_date.desc(), Message.message_pk.desc())
-            .limit(HISTORY_LIMIT)
+            HISTORY_STATEMENT,
+            {"history_session_id": self.session_id, "up_to_pk": self.user_message_pk},
         ).all()
         context = {
             "user_name": session.name,
@@ -311,16 +318,25 @@ class AssistantTurn:
         if self.task:
             message["user_task_execution_pk"] = self.task.user_task_execution_pk
         event_name = "draft_message" if answer.has_draft else "mojo_message"
+        # Stored as delivered once, in the same statement: the delivery below follows the
+        # commit. A separate transaction counting the first delivery cost the turn worker
+        # about a tenth of its CPU (py-spy in `make bench`). If this process dies before
+        # publishing, the resend sweep delivers the message RESEND_INTERVAL_S later.
         with with_db_session() as db:
-            pk = self._insert_reply(db, message, event_name)
+            pk = self._insert_reply(
+                db, message, event_name, delivery_attempts=1, last_delivery_at=datetime.now(UTC)
+            )
             if pk is None:
                 db.rollback()
                 log.info("message %s was answered by another run", self.user_message_pk)
                 return None
             if answer.has_draft:
-                db.get(Message, pk).message = {**message, **self._store_draft(db, answer)}
+                message = {**message, **self._store_draft(db, answer)}
+                db.execute(
+                    update(_messages).where(_messages.c.message_pk == pk).values(message=message)
+                )
             db.commit()
-        start_delivery(pk)
+        deliver_first(StoredReply(pk, self.session_id, event_name, message))
         if self.task and self.task.needs_title:
             celery_app.send_task(TITLE_TASK, args=[self.task.user_task_execution_pk])
         return pk

@@ -8,6 +8,7 @@ from celery import Celery
 from celery.app.events import Events
 from celery.events import EventDispatcher
 
+from common import broker_transport
 from common.logging_setup import install_celery_logging
 
 ASSISTANT_TURN_TASK = "system1.assistant_turn"
@@ -41,6 +42,7 @@ class SystemEvents(Events):
     dispatcher_cls = UnbufferedEventDispatcher
 
 
+broker_transport.install()
 celery_app = Celery(
     "system1",
     include=["worker.turns", "worker.delivery", "worker.titles"],

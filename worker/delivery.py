@@ -32,8 +32,10 @@ import logging
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from redis.commands.core import Script
 from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
@@ -41,7 +43,7 @@ from sqlalchemy.orm import aliased
 
 from common import metrics
 from common.db import with_db_session
-from common.delivery import delivery_event, delivery_redis, publish_deliveries
+from common.delivery import StoredMessage, delivery_event, delivery_redis, publish_deliveries
 from common.logging_setup import log_context
 from common.models import USER_SENDER, Message, awaiting_ack
 from common.settings import get_settings
@@ -108,8 +110,19 @@ def _resendable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+@dataclass
+class StoredReply:
+    """A stored assistant message, as a delivery needs it (see common.delivery)."""
+
+    message_pk: int
+    session_id: str
+    event_name: str
+    message: dict[str, Any]
+
+
 def start_delivery(message_pk: int) -> None:
-    """First delivery of a freshly stored message; the resend sweep takes it from there."""
+    """First delivery of a stored message that was never delivered (the recovery sweep);
+    a turn stores its reply as delivered once and calls `deliver_first` itself."""
     # Not durable: a first delivery forgotten in a crash is redone by the recovery sweep.
     with with_db_session(durable=False) as db:
         message = db.scalar(
@@ -121,10 +134,15 @@ def start_delivery(message_pk: int) -> None:
         db.commit()
     if message is None:
         return  # delivered already (a redelivered turn or recovery), or acknowledged
+    deliver_first(message)
+
+
+def deliver_first(message: StoredMessage) -> None:
+    """Publish a message counted as delivered once; the resend sweep takes it from there."""
     event, payload = delivery_event(message)
     nodes = publish_deliveries([(event, payload)])
     metrics.increment("messages_delivered", event=event)
-    log.info("delivered %s %s to %s web node(s)", event, message_pk, nodes)
+    log.info("delivered %s %s to %s web node(s)", event, message.message_pk, nodes)
     if get_settings().resend_max_tries > 0:
         ensure_resend_sweep()
 

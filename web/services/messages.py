@@ -7,7 +7,18 @@ from typing import Any, Literal
 
 import kombu.exceptions
 import redis.exceptions
-from sqlalchemy import case, delete, exists, or_, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from common.emitter import emit_to_session
@@ -16,7 +27,7 @@ from common.models import USER_SENDER, Message, Session
 from common.settings import get_settings
 from web.extensions import db
 from web.services.execution_start import execution_for_session, mark_started
-from web.services.sessions import get_owned_session, owned_session_mode
+from web.services.sessions import check_owned, get_owned_session
 from web.services.turns import enqueue_assistant_turn
 
 TITLE_LENGTH = 60
@@ -27,6 +38,100 @@ def message_payload(message: Message) -> dict[str, Any]:
     return {**message.message, "message_pk": message.message_pk}
 
 
+# Tables, for the Core statement below.
+_messages, _sessions = Message.__table__, Session.__table__
+
+
+def _build_store_statement() -> Select[Any]:
+    """Store a message of the user's side in one statement, one round trip.
+
+    It reads the session (its owner, mode and deletion), inserts the message only if the
+    session is the user's, not deleted and in the expected mode (`:mode`), and, when the
+    message was inserted (not a repeated client message_id), dates the session and
+    titles it if `:sets_title` and it has no title yet. It answers one row (the
+    session's user_id, mode, deleted_at, and the new message_pk or NULL), or none for
+    an unknown session.
+
+    Its parameters are named unlike any column: SQLAlchemy takes a parameter named
+    for a column as a value to set in the UPDATE.
+
+    Why one prebuilt statement: PUT /user_message had a round trip for the ownership
+    check, another for the insert, and SQLAlchemy rebuilt and re-keyed both statements
+    each time; about a third of the web node's CPU per message went there (py-spy in
+    `make bench`). Built once, only its parameters change.
+    """
+    owner = (
+        select(_sessions.c.user_id, _sessions.c.mode, _sessions.c.deleted_at)
+        .where(_sessions.c.session_id == bindparam("sid"))
+        .cte("owner")
+    )
+    now = bindparam("now", type_=_messages.c.message_date.type)
+    accepted = select(
+        bindparam("sid"),
+        bindparam("from_sender"),
+        literal_column("'user_message'"),
+        bindparam("client_id"),
+        bindparam("payload", type_=_messages.c.message.type),
+        now,
+        now,
+        # A queued turn counts as held until then; if no worker takes it by that
+        # time, the recovery sweep queues it again.
+        bindparam("lease_until", type_=_messages.c.turn_lease_until.type),
+        # Said, not left to the column's Python-side default: in an INSERT ... SELECT,
+        # SQLAlchemy would add it as a parameter that a prebuilt statement lacks.
+        literal_column("0"),
+    ).where(
+        owner.c.user_id == bindparam("owner_id"),
+        owner.c.deleted_at.is_(None),
+        owner.c.mode == bindparam("expected_mode"),
+    )
+    stored = (
+        insert(_messages)
+        .from_select(
+            [
+                "session_id",
+                "sender",
+                "event_name",
+                "client_message_id",
+                "message",
+                "message_date",
+                "creation_date",
+                "turn_lease_until",
+                "delivery_attempts",
+            ],
+            accepted,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[_messages.c.session_id, _messages.c.client_message_id],
+            index_where=_messages.c.client_message_id.isnot(None),
+        )
+        .returning(_messages.c.message_pk)
+        .cte("stored")
+    )
+    untitled = or_(_sessions.c.title.is_(None), _sessions.c.title == "")
+    touched = (
+        update(_sessions)
+        .where(_sessions.c.session_id == bindparam("sid"), exists(select(stored.c.message_pk)))
+        .values(
+            last_message_date=now,
+            title=case(
+                (and_(bindparam("sets_title"), untitled), bindparam("new_title")),
+                else_=_sessions.c.title,
+            ),
+        )
+        .cte("touched")
+    )
+    return select(
+        owner.c.user_id,
+        owner.c.mode,
+        owner.c.deleted_at,
+        select(stored.c.message_pk).scalar_subquery().label("message_pk"),
+    ).add_cte(touched)
+
+
+STORE_STATEMENT = _build_store_statement()
+
+
 def receive_user_message(
     user_id: str, session_id: str, message_id: str, text: str
 ) -> dict[str, Any]:
@@ -35,76 +140,67 @@ def receive_user_message(
     In a task execution's session the message belongs to the execution (its
     first message starts it).
     """
-    mode = owned_session_mode(user_id, session_id)
+    stored = store_message_and_start_turn(user_id, session_id, message_id, text)
+    if stored is not None:
+        return stored
+    # Not a chat: a task execution's session (modes never change), tried second because
+    # it costs two more queries.
     extra: dict[str, Any] = {}
-    if mode == "form":
-        execution = execution_for_session(session_id)
-        if execution is not None:
-            mark_started(execution)
-            extra["user_task_execution_pk"] = execution.user_task_execution_pk
-    return store_message_and_start_turn(session_id, message_id, text, USER_SENDER, extra)
+    execution = execution_for_session(session_id)
+    if execution is not None:
+        mark_started(execution)
+        extra["user_task_execution_pk"] = execution.user_task_execution_pk
+    stored = store_message_and_start_turn(
+        user_id, session_id, message_id, text, USER_SENDER, extra, mode="form"
+    )
+    if stored is None:
+        raise RuntimeError(f"session {session_id} is neither a chat nor a form")
+    return stored
 
 
 def store_message_and_start_turn(
+    user_id: str,
     session_id: str,
     message_id: str,
     text: str,
     sender: str = USER_SENDER,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Store a message of the user's side and queue the turn that answers it.
+    mode: str = "chat",
+) -> dict[str, Any] | None:
+    """Store a message of the user's side in the user's session and queue the turn
+    that answers it; None (nothing stored) if the session is not in `mode`.
 
-    The same client `message_id` in a session returns the stored message and
-    starts no second turn; a unique index decides, so two concurrent requests
-    cannot both insert.
+    NotFound or Forbidden as `check_owned` says. The same client `message_id` in a
+    session returns the stored message and starts no second turn; a unique index
+    decides, so two concurrent requests cannot both insert.
     """
     now = datetime.now(UTC)
     payload = {"text": text, "message_id": message_id, **(extra or {})}
-    messages, sessions = Message.__table__, Session.__table__
-    stored = (
-        insert(messages)
-        .values(
-            session_id=session_id,
-            sender=sender,
-            event_name="user_message",
-            client_message_id=message_id,
-            message=payload,
-            message_date=now,
-            creation_date=now,
-            # A queued turn counts as held until then; if no worker takes it
-            # by that time, the recovery sweep queues it again.
-            turn_lease_until=now + timedelta(seconds=get_settings().turn_lease_s),
+    row = (
+        db.session.connection()
+        .execute(
+            STORE_STATEMENT,
+            {
+                "sid": session_id,
+                "owner_id": user_id,
+                "expected_mode": mode,
+                "from_sender": sender,
+                "client_id": message_id,
+                "payload": payload,
+                "now": now,
+                "lease_until": now + timedelta(seconds=get_settings().turn_lease_s),
+                # The first user message titles an untitled session.
+                "sets_title": sender == USER_SENDER,
+                "new_title": text.strip()[:TITLE_LENGTH] or None,
+            },
         )
-        .on_conflict_do_nothing(
-            index_elements=[messages.c.session_id, messages.c.client_message_id],
-            index_where=messages.c.client_message_id.isnot(None),
-        )
-        .returning(messages.c.message_pk)
-        .cte("stored")
+        .first()
     )
-    values: dict[str, Any] = {"last_message_date": now}
-    if sender == USER_SENDER:
-        # The first user message titles an untitled session.
-        values["title"] = case(
-            (
-                or_(sessions.c.title.is_(None), sessions.c.title == ""),
-                text.strip()[:TITLE_LENGTH] or None,
-            ),
-            else_=sessions.c.title,
-        )
-    touched = (
-        update(sessions)
-        # Only when the message was stored (not a repeated message_id).
-        .where(sessions.c.session_id == session_id, exists(select(stored.c.message_pk)))
-        .values(**values)
-        .cte("touched")
-    )
-    # One statement, one round trip: the insert, and the session's date and title.
-    # Core tables, no ORM entity loaded or flushed: loading the session row, flushing
-    # it, and reading back the message just written cost about 10% of the web node's
-    # CPU per PUT /user_message (see bench/results/), and each round trip waits for
-    # PostgreSQL to be scheduled on a busy machine.
-    message_pk = db.session.scalar(select(stored.c.message_pk).add_cte(touched))
+    check_owned(row, user_id, session_id)
+    if row.mode != mode:
+        db.session.rollback()
+        return None
+    message_pk = row.message_pk
     if message_pk is None:
         db.session.rollback()
         existing = db.session.scalar(

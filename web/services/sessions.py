@@ -12,7 +12,7 @@ from common.models import Session
 from web.extensions import db
 
 
-def _check_owned(found: Any, user_id: str, session_id: str) -> None:
+def check_owned(found: Any, user_id: str, session_id: str) -> None:
     """NotFound unless `found` (a Session, or a row of its columns) exists and is not
     deleted; Forbidden unless it belongs to the user."""
     if found is None or found.deleted_at is not None:
@@ -24,21 +24,8 @@ def _check_owned(found: Any, user_id: str, session_id: str) -> None:
 def get_owned_session(user_id: str, session_id: str) -> Session:
     """The session if it exists, is not deleted and belongs to the user."""
     session = db.session.get(Session, session_id)
-    _check_owned(session, user_id, session_id)
+    check_owned(session, user_id, session_id)
     return session
-
-
-def owned_session_mode(user_id: str, session_id: str) -> str:
-    """The mode of the session ("chat" or "form"), with the checks of
-    `get_owned_session`. One Core row, no ORM object: PUT /user_message needs nothing
-    else, and loading a Session entity cost it about 4% of the web node's CPU."""
-    row = db.session.execute(
-        select(Session.user_id, Session.mode, Session.deleted_at).where(
-            Session.session_id == session_id
-        )
-    ).first()
-    _check_owned(row, user_id, session_id)
-    return row.mode
 
 
 def user_owns_session(user_id: str, session_id: str) -> bool:

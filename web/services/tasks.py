@@ -222,10 +222,12 @@ def run_execution(
     lines = [f"- {item['input_name']}: {item['value']}" for item in execution.json_inputs]
     text = "Task inputs:\n" + "\n".join(lines)
     store_message_and_start_turn(
+        user_id,
         execution.session_id,
         RUN_MESSAGE_ID,
         text,
         sender=SYSTEM_SENDER,
         extra={"user_task_execution_pk": user_task_execution_pk},
+        mode="form",
     )
     return {"success": "ok"}
