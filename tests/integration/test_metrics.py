@@ -20,7 +20,7 @@ from common.metrics import (
     ClusterMetrics,
     queue_lengths,
 )
-from tests.support.metrics import scrape, value
+from tests.support.metrics import Samples, scrape, value
 from tests.support.processes import wait_until
 
 
@@ -58,13 +58,21 @@ def test_a_turn_moves_the_turn_and_delivery_counters(stack, api, user, session_i
         )
 
     wait_until(acknowledged, 10, "the ack to be counted")
-    after = scrape(stack.base_url)
-    for name, labels in (
+    moved = (
         ("system1_turns_started_total", {}),
         ("system1_turns_finished_total", {}),
         ("system1_messages_delivered_total", {"event": "mojo_message"}),
-    ):
-        assert value(after, name, **labels) >= value(before, name, **labels) + 1, name
+    )
+
+    def not_moved(after: Samples) -> list[str]:
+        """The counters that have not moved yet."""
+        return [
+            n for n, labels in moved if value(after, n, **labels) < value(before, n, **labels) + 1
+        ]
+
+    # Each process writes its samples every FLUSH_INTERVAL_S.
+    wait_until(lambda: not not_moved(scrape(stack.base_url)), 10, "the turn's counters")
+    after = scrape(stack.base_url)
     assert value(after, "system1_turns_failed_total") == value(before, "system1_turns_failed_total")
 
 
@@ -75,10 +83,13 @@ def test_a_turn_whose_llm_fails_for_good_counts_as_failed(stack, api, user, sess
     api.send_message(user, session_id, "[llm:error=500]")
     client.wait_for("error", timeout=20)
 
-    after = scrape(stack.base_url)
-    assert value(after, "system1_turns_failed_total") == (
-        value(before, "system1_turns_failed_total") + 1
+    failed = value(before, "system1_turns_failed_total") + 1
+    wait_until(
+        lambda: value(scrape(stack.base_url), "system1_turns_failed_total") >= failed,
+        10,
+        "the failed turn to be counted",
     )
+    assert value(scrape(stack.base_url), "system1_turns_failed_total") == failed
 
 
 def test_an_unacknowledged_reply_counts_as_awaiting_an_ack(stack, api, user, session_id, connect):
@@ -114,8 +125,14 @@ def test_a_turn_observes_its_time_to_first_token(stack, api, user, session_id, c
     api.send_message(user, session_id, "[llm:ttft_ms=300] [llm:words=3]")
     client.wait_for("mojo_message")
 
+    observed = value(before, f"{name}_count") + 1
+    wait_until(
+        lambda: value(scrape(stack.base_url), f"{name}_count") >= observed,
+        10,
+        "the observation to be written",
+    )
     after = scrape(stack.base_url)
-    assert value(after, f"{name}_count") == value(before, f"{name}_count") + 1
+    assert value(after, f"{name}_count") == observed
     assert value(after, f"{name}_sum") - value(before, f"{name}_sum") >= 0.3
     fast = value(after, f"{name}_bucket", le="0.25") - value(before, f"{name}_bucket", le="0.25")
     assert fast == 0
@@ -125,7 +142,9 @@ def test_time_to_first_token_is_a_cluster_wide_histogram(stack, redis_url):
     name = "system1_time_to_first_token_seconds"
     before = scrape(stack.base_url)
 
-    ClusterMetrics(redis_url).observe_time_to_first_token(0.3)
+    metrics = ClusterMetrics(redis_url)
+    metrics.observe_time_to_first_token(0.3)
+    metrics.flush()
 
     after = scrape(stack.base_url)
     assert value(after, f"{name}_count") == value(before, f"{name}_count") + 1
@@ -164,5 +183,6 @@ def test_a_metric_write_with_redis_down_neither_raises_nor_waits():
     for _ in range(20):
         unreachable.increment("turns_started")
         unreachable.observe_time_to_first_token(0.1)
+        unreachable.flush()
 
     assert time.monotonic() - started < 2
