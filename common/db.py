@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, create_engine, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, create_engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from common.settings import get_settings
@@ -41,10 +41,20 @@ ENGINE_OPTIONS = {
 }
 
 
-@lru_cache(maxsize=1)
-def get_engine() -> Engine:
-    """One engine per process for work outside Flask requests."""
-    return create_engine(get_settings().sqlalchemy_database_url, **ENGINE_OPTIONS)
+# What a non-durable connection sets for its whole life (see `with_db_session`).
+NOT_DURABLE_OPTIONS = "-c synchronous_commit=off"
+
+
+@lru_cache(maxsize=2)
+def get_engine(durable: bool = True) -> Engine:
+    """One engine per process for work outside Flask requests, and one for writes that
+    need not wait for the disk (`durable=False`): its connections are opened with
+    `synchronous_commit` off, instead of each transaction saying so in a round trip of
+    its own."""
+    options: dict = dict(ENGINE_OPTIONS)
+    if not durable:
+        options["connect_args"] = {**options["connect_args"], "options": NOT_DURABLE_OPTIONS}
+    return create_engine(get_settings().sqlalchemy_database_url, **options)
 
 
 @contextmanager
@@ -55,18 +65,30 @@ def with_db_session(durable: bool = True) -> Iterator[Session]:
 
     `durable=False` is for bookkeeping that the recovery sweep or a compare-and-set already
     makes safe to lose in a PostgreSQL crash (turn leases, delivery attempts, acks): its
-    commit does not wait for the WAL to reach the disk (`synchronous_commit = off` for this
-    transaction only). A crash may forget the last few hundred milliseconds of such writes,
-    never corrupt anything. Waiting for the flush costs a few milliseconds per commit
-    (4-5 ms p50 on the benchmark machine, see bench/results/), on the path of every token.
+    commit does not wait for the WAL to reach the disk (`synchronous_commit = off`). A
+    crash may forget the last few hundred milliseconds of such writes, never corrupt
+    anything. Waiting for the flush costs a few milliseconds per commit (4-5 ms p50 on
+    the benchmark machine, see bench/results/), on the path of every token.
     """
-    session = Session(get_engine(), expire_on_commit=False)
+    session = Session(get_engine(durable), expire_on_commit=False)
     try:
-        if not durable:
-            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         yield session
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def autocommit_connection(durable: bool = True) -> Iterator[Connection]:
+    """A Core connection on which every statement commits on its own, for work done in a
+    single statement (or in statements that need not be atomic together).
+
+    psycopg2 otherwise sends a BEGIN before the first statement and a COMMIT after it,
+    each a round trip of its own: on a busy node each round trip also waits its turn in
+    the event loop, so two fewer matter on the path of every message (PUT
+    /user_message, a turn's claim; see README "Benchmarks").
+    """
+    with get_engine(durable).connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import redis
 from sqlalchemy import update
 
-from common.db import with_db_session
+from common.db import autocommit_connection
 from common.models import Message
 from common.settings import get_settings
 
@@ -91,16 +91,14 @@ def record_acks(message_pks: Sequence[int]) -> set[int]:
 
     Not durable (see `with_db_session`): an ack lost in a crash costs one more resend,
     which the client drops by its message_pk."""
-    with with_db_session(durable=False) as db:
-        stored = db.execute(
+    with autocommit_connection(durable=False) as connection:
+        stored = connection.execute(
             update(Message)
             .where(Message.message_pk.in_(message_pks), Message.acknowledged_at.is_(None))
             .values(acknowledged_at=datetime.now(UTC))
             .returning(Message.message_pk)
         ).scalars()
-        first = set(stored)
-        db.commit()
-    return first
+        return set(stored)
 
 
 @lru_cache(maxsize=1)

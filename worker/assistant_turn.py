@@ -24,9 +24,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session as OrmSession
 
 from common import llm, metrics
-from common.db import with_db_session
+from common.db import autocommit_connection, with_db_session
 from common.emitter import emit_to_session
 from common.models import (
     MOJO_SENDER,
@@ -147,15 +149,14 @@ class AssistantTurn:
         nothing to do (unknown message, already answered, held by another run).
 
         LLM errors propagate for the task to retry; `fail` ends the turn."""
-        # The claim and the reads of the conversation share one transaction: one
-        # connection checkout (and its pool ping) and one commit instead of two of each,
-        # on the path of the first token. A failed read rolls the claim back with it.
-        with with_db_session(durable=False) as db:
-            claimed = self._claim_in(db)
+        # The claim and the read of the conversation share one connection (one checkout
+        # and its pool ping), each statement committing on its own: no BEGIN and COMMIT
+        # round trips on the path of the first token.
+        with autocommit_connection(durable=False) as connection:
+            claimed = self._claim_in(connection)
             if claimed is None:
                 return None
-            conversation = self._load_conversation(db, claimed)
-            db.commit()
+            conversation = self._load_conversation(connection, claimed)
         answer = self._stream_answer(conversation)
         return self._store_and_deliver(answer)
 
@@ -164,16 +165,14 @@ class AssistantTurn:
         held by another live run."""
         # Not durable: a lease lost in a crash only lets the recovery sweep run the turn
         # again, and the unique reply index keeps that to one answer.
-        with with_db_session(durable=False) as db:
-            claimed = self._claim_in(db, extra_s)
-            db.commit()
-        return claimed is not None
+        with autocommit_connection(durable=False) as connection:
+            return self._claim_in(connection, extra_s) is not None
 
-    def _claim_in(self, db: Any, extra_s: float = 0.0) -> Any:
-        """The claim's UPDATE in the caller's transaction (the caller commits): the
-        session's mode and its user's name and language, or None if not claimed."""
+    def _claim_in(self, connection: Connection, extra_s: float = 0.0) -> Any:
+        """The claim's UPDATE: the session's mode and its user's name and language, or
+        None if not claimed."""
         now = datetime.now(UTC)
-        claimed = db.execute(
+        claimed = connection.execute(
             CLAIM_STATEMENT,
             {
                 "user_message_pk": self.user_message_pk,
@@ -194,12 +193,12 @@ class AssistantTurn:
         if time.monotonic() - self._lease_renewed_at >= self._settings.turn_lease_s / 3:
             self.claim()
 
-    def _load_conversation(self, db: Any, session: Any) -> list[dict[str, str]]:
+    def _load_conversation(self, connection: Connection, session: Any) -> list[dict[str, str]]:
         """The prompt: `session` is the claim's row (mode, user name and language)."""
         # Core rows, not ORM entities: the history as (sender, message) pairs. Up to 50
         # Message entities per turn, each with its JSON and identity-map bookkeeping,
         # were a large part of the turn worker's database CPU; nothing here is modified.
-        history = db.execute(
+        history = connection.execute(
             HISTORY_STATEMENT,
             {"history_session_id": self.session_id, "up_to_pk": self.user_message_pk},
         ).all()
@@ -209,7 +208,8 @@ class AssistantTurn:
             "today": datetime.now(UTC).date().isoformat(),
         }
         if session.mode == "form":
-            system = self._task_prompt(db, context, history)
+            with OrmSession(bind=connection) as db:
+                system = self._task_prompt(db, context, history)
         else:
             system = render_prompt("chat_system", **context)
         conversation = [{"role": "system", "content": system}]
@@ -322,20 +322,26 @@ class AssistantTurn:
         # commit. A separate transaction counting the first delivery cost the turn worker
         # about a tenth of its CPU (py-spy in `make bench`). If this process dies before
         # publishing, the resend sweep delivers the message RESEND_INTERVAL_S later.
-        with with_db_session() as db:
-            pk = self._insert_reply(
-                db, message, event_name, delivery_attempts=1, last_delivery_at=datetime.now(UTC)
-            )
-            if pk is None:
-                db.rollback()
-                log.info("message %s was answered by another run", self.user_message_pk)
-                return None
-            if answer.has_draft:
-                message = {**message, **self._store_draft(db, answer)}
-                db.execute(
-                    update(_messages).where(_messages.c.message_pk == pk).values(message=message)
-                )
-            db.commit()
+        delivered = {"delivery_attempts": 1, "last_delivery_at": datetime.now(UTC)}
+        if answer.has_draft:
+            # The reply and the draft's new version, in one transaction.
+            with with_db_session() as db:
+                pk = self._insert_reply(db, message, event_name, **delivered)
+                if pk is not None:
+                    message = {**message, **self._store_draft(db, answer)}
+                    db.execute(
+                        update(_messages)
+                        .where(_messages.c.message_pk == pk)
+                        .values(message=message)
+                    )
+                    db.commit()
+        else:
+            # One statement, committing on its own (no BEGIN and COMMIT round trips).
+            with autocommit_connection() as connection:
+                pk = self._insert_reply(connection, message, event_name, **delivered)
+        if pk is None:
+            log.info("message %s was answered by another run", self.user_message_pk)
+            return None
         deliver_first(StoredReply(pk, self.session_id, event_name, message))
         if self.task and self.task.needs_title:
             celery_app.send_task(TITLE_TASK, args=[self.task.user_task_execution_pk])

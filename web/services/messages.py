@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
+from common.db import autocommit_connection
 from common.emitter import emit_to_session
 from common.errors import ServiceUnavailable
 from common.models import USER_SENDER, Message, Session
@@ -176,9 +177,9 @@ def store_message_and_start_turn(
     """
     now = datetime.now(UTC)
     payload = {"text": text, "message_id": message_id, **(extra or {})}
-    row = (
-        db.session.connection()
-        .execute(
+    # One statement that commits on its own: no BEGIN and COMMIT round trips.
+    with autocommit_connection() as connection:
+        row = connection.execute(
             STORE_STATEMENT,
             {
                 "sid": session_id,
@@ -193,16 +194,12 @@ def store_message_and_start_turn(
                 "sets_title": sender == USER_SENDER,
                 "new_title": text.strip()[:TITLE_LENGTH] or None,
             },
-        )
-        .first()
-    )
+        ).first()
     check_owned(row, user_id, session_id)
     if row.mode != mode:
-        db.session.rollback()
-        return None
+        return None  # nothing was written
     message_pk = row.message_pk
     if message_pk is None:
-        db.session.rollback()
         existing = db.session.scalar(
             select(Message).where(
                 Message.session_id == session_id, Message.client_message_id == message_id
@@ -212,7 +209,6 @@ def store_message_and_start_turn(
             # The first request took its message back (the broker was down).
             raise ServiceUnavailable("The message broker is unavailable; try again.")
         return message_payload(existing)
-    db.session.commit()
 
     try:
         enqueue_assistant_turn(message_pk)
