@@ -4,14 +4,19 @@ handlers, background greenlets)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
+import psycopg2
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import Pool
 
 from common.settings import get_settings
 
@@ -31,14 +36,57 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
-# A dependency that is down must give a quick 503, never a hang.
+# A dependency that is down must give a quick 503, never a hang. Liveness is checked
+# by `_ping_if_idle` below, not by `pool_pre_ping`.
 ENGINE_OPTIONS = {
-    "pool_pre_ping": True,
     "pool_size": 10,
     "max_overflow": 20,
     "pool_timeout": 5,
     "connect_args": {"connect_timeout": 3},
 }
+
+
+# A pooled connection is pinged before use only after it sat idle this long.
+PING_AFTER_IDLE_S = 1.0
+
+
+@event.listens_for(Pool, "connect")
+@event.listens_for(Pool, "checkin")
+def _note_last_use(dbapi_connection: Any, connection_record: Any) -> None:
+    connection_record.info["last_used_at"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool before handing it out; a dead one is
+    replaced by a new connection (the pool retries on DisconnectionError).
+
+    Why not `pool_pre_ping`: it pings at every checkout, a round trip before each
+    transaction, and the PUT /user_message path and a turn's start each check out a
+    connection. Under load a connection is back in use within milliseconds; one that did
+    fail in that window (PostgreSQL restarted within the second) fails its statement,
+    which answers 503 and makes the pool drop all its connections, as any disconnect does.
+    """
+    last_used_at = connection_record.info.get("last_used_at")
+    if last_used_at is not None and time.monotonic() - last_used_at < PING_AFTER_IDLE_S:
+        return
+    if not _ping(dbapi_connection):
+        raise DisconnectionError("the pooled connection was lost while idle")
+
+
+def _ping(dbapi_connection: Any) -> bool:
+    """A `SELECT 1` outside any transaction (psycopg2); False if the connection is dead."""
+    autocommit = dbapi_connection.autocommit
+    try:
+        dbapi_connection.autocommit = True
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except psycopg2.Error:
+        return False
+    finally:
+        if not dbapi_connection.closed:
+            dbapi_connection.autocommit = autocommit
 
 
 # What a non-durable connection sets for its whole life (see `with_db_session`).
