@@ -26,7 +26,7 @@ from common.emitter import emit_to_session
 from common.errors import ServiceUnavailable
 from common.models import USER_SENDER, Message, Session
 from common.settings import get_settings
-from web.extensions import db
+from web.extensions import db, socketio
 from web.services.execution_start import execution_for_session, mark_started
 from web.services.sessions import check_owned, get_owned_session
 from web.services.turns import enqueue_assistant_turn
@@ -221,7 +221,10 @@ def store_message_and_start_turn(
             "The message broker is unavailable; the message was not stored. Try again."
         ) from exc
 
-    emit_to_session("user_message_reception", {"success": True}, session_id)
+    # Published by a background task: the response does not wait for this Redis round trip.
+    socketio.start_background_task(
+        emit_to_session, "user_message_reception", {"success": True}, session_id
+    )
     # What was stored, as message_payload(stored row) would read it back.
     return {**payload, "message_pk": message_pk}
 
