@@ -43,7 +43,7 @@ class AckRecorder:
 
     Every delivered message comes back as an ack; storing each in its own transaction
     (a pool checkout with its ping, the UPDATE, the commit) was about a fifth of the web
-    node's CPU at saturation (py-spy in `make bench`). An ack is queued here and a
+    node's samples at saturation (py-spy in `make bench`). An ack is queued here and a
     background task stores what is queued; acks that arrive while it waits for the
     database go into the next batch. The client's ack callback never waits.
     """

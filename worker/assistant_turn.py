@@ -319,9 +319,9 @@ class AssistantTurn:
             message["user_task_execution_pk"] = self.task.user_task_execution_pk
         event_name = "draft_message" if answer.has_draft else "mojo_message"
         # Stored as delivered once, in the same statement: the delivery below follows the
-        # commit. A separate transaction counting the first delivery cost the turn worker
-        # about a tenth of its CPU (py-spy in `make bench`). If this process dies before
-        # publishing, the resend sweep delivers the message RESEND_INTERVAL_S later.
+        # commit. The first delivery, with its own transaction counting it, was about a
+        # tenth of the turn worker's samples (py-spy in `make bench`). If the worker dies
+        # before publishing, the resend sweep delivers the message RESEND_INTERVAL_S later.
         delivered = {"delivery_attempts": 1, "last_delivery_at": datetime.now(UTC)}
         if answer.has_draft:
             # The reply and the draft's new version, in one transaction.
