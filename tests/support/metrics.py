@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from common.metrics import FLUSH_INTERVAL_S
 
 # (sample name, labels) -> value
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -17,6 +21,13 @@ def scrape(base_url: str) -> Samples:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def settled_scrape(base_url: str) -> Samples:
+    """A scrape once every process has written the samples it held when called (each
+    writes what it holds every FLUSH_INTERVAL_S): earlier tests' turns are all in it."""
+    time.sleep(2 * FLUSH_INTERVAL_S)
+    return scrape(base_url)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
