@@ -45,6 +45,7 @@ from bench.procs import ResourceMonitor, Window, cpu_calibration, load_average
 from bench.resend_load import acknowledge_all, ensure_sweep, insert_unacknowledged, measure
 from bench.stack import FullStack, MinimalStack, start_full_stack, start_minimal_stack
 from bench.stats import summary_ms
+from common.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -122,7 +123,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--idle-sockets", type=int, help="idle sockets held at once")
     parser.add_argument("--resend-messages", type=int, help="unacknowledged messages")
     parser.add_argument("--token-emit-interval-ms", type=int, default=50)
-    parser.add_argument("--turn-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--turn-concurrency",
+        type=int,
+        default=Settings.model_fields["turn_concurrency"].default,
+        help="TURN_CONCURRENCY of System1 and slots of the minimal pipeline (default: System1's)",
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the stack")
     parser.add_argument(
         "--profile-level", type=int, help="also py-spy the backend at this level (a phase apart)"
