@@ -47,9 +47,9 @@ def _build_store_statement() -> Select[Any]:
     """Store a message of the user's side in one statement, one round trip.
 
     It reads the session (its owner, mode and deletion), inserts the message only if the
-    session is the user's, not deleted and in the expected mode (`:mode`), and, when the
-    message was inserted (not a repeated client message_id), dates the session and
-    titles it if `:sets_title` and it has no title yet. It answers one row (the
+    session is the user's, not deleted and in the expected mode (`:expected_mode`), and,
+    when the message was inserted (not a repeated client message_id), dates the session
+    and titles it if `:sets_title` and it has no title yet. It answers one row (the
     session's user_id, mode, deleted_at, and the new message_pk or NULL), or none for
     an unknown session.
 

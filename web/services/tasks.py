@@ -221,7 +221,7 @@ def run_execution(
     mark_started(execution)
     lines = [f"- {item['input_name']}: {item['value']}" for item in execution.json_inputs]
     text = "Task inputs:\n" + "\n".join(lines)
-    store_message_and_start_turn(
+    stored = store_message_and_start_turn(
         user_id,
         execution.session_id,
         RUN_MESSAGE_ID,
@@ -230,4 +230,6 @@ def run_execution(
         extra={"user_task_execution_pk": user_task_execution_pk},
         mode="form",
     )
+    if stored is None:  # nothing was stored: never silently, an execution's session is a form
+        raise RuntimeError(f"session {execution.session_id} of an execution is not a form")
     return {"success": "ok"}
