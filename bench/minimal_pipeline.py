@@ -2,8 +2,9 @@
 
 The floor of System1's own design: the same processes and libraries (Flask-SocketIO under
 gunicorn with one gevent worker, a Celery worker with a threads pool on a Redis broker, the
-`openai` package, the write-only emitter through Redis, the same token coalescing), without
-a database, authentication, leases, stored messages or acknowledged delivery.
+`openai` package, the write-only emitter through Redis, the same token coalescing and garbage
+collector settings), without a database, authentication, leases, stored messages or
+acknowledged delivery.
 
 - web: `gunicorn -k gevent -w 1 'bench.minimal_pipeline:create_web_app()'`: POST /turn
   {room, text} queues a turn; the Socket.IO event `join` {room} joins a room.
@@ -25,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 from flask_socketio import SocketIO
 
+from common.gc_tuning import freeze_startup_objects
 from common.llm import stream_chat
 
 
@@ -62,6 +65,12 @@ celery.conf.update(
 _message_pks = itertools.count(1)
 
 
+@worker_ready.connect
+def _freeze_startup_objects(**_: Any) -> None:
+    # As System1's workers do (worker/celery_app.py).
+    freeze_startup_objects()
+
+
 def create_web_app() -> Any:
     """The web node (a factory, so that the worker never builds it)."""
     from flask import Flask, request
@@ -87,6 +96,8 @@ def create_web_app() -> Any:
         join_room(data["room"])
         return {"joined": True}
 
+    # As System1's web node does once its app is loaded (web/gunicorn_conf.py).
+    freeze_startup_objects()
     return app
 
 

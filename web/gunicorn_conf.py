@@ -69,6 +69,13 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 logconfig_dict = gunicorn_logconfig(os.environ.get("LOG_FORMAT", "text").lower())
 
 
+def post_worker_init(worker):
+    # The app is loaded: what exists now lives as long as the process.
+    from common.gc_tuning import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
 def post_fork(server, worker):
     # psycopg2 blocks the whole gevent loop unless told to yield on I/O.
     from psycogreen.gevent import patch_psycopg

@@ -7,8 +7,10 @@ from typing import Any
 from celery import Celery
 from celery.app.events import Events
 from celery.events import EventDispatcher
+from celery.signals import worker_ready
 
 from common import broker_transport
+from common.gc_tuning import freeze_startup_objects
 from common.logging_setup import install_celery_logging
 
 ASSISTANT_TURN_TASK = "system1.assistant_turn"
@@ -51,3 +53,10 @@ celery_app = Celery(
 celery_app.config_from_object("celeryconfig")
 # Our log format (LOG_FORMAT) with task and request ids; task headers carry the ids.
 install_celery_logging()
+
+
+@worker_ready.connect
+def _freeze_startup_objects(**_: Any) -> None:
+    # Tasks run in this process (threads pool): what exists once it is ready lives as long
+    # as the worker.
+    freeze_startup_objects()
