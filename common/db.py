@@ -93,15 +93,25 @@ def _ping(dbapi_connection: Any) -> bool:
 NOT_DURABLE_OPTIONS = "-c synchronous_commit=off"
 
 
-@lru_cache(maxsize=2)
-def get_engine(durable: bool = True) -> Engine:
-    """One engine per process for work outside Flask requests, and one for writes that
-    need not wait for the disk (`durable=False`): its connections are opened with
-    `synchronous_commit` off, instead of each transaction saying so in a round trip of
-    its own."""
+@lru_cache(maxsize=4)
+def get_engine(durable: bool = True, autocommit: bool = False) -> Engine:
+    """The engines of this process for work outside Flask requests, each with its pool.
+
+    `durable=False`: for writes that need not wait for the disk; its connections are
+    opened with `synchronous_commit` off, instead of each transaction saying so in a round
+    trip of its own.
+
+    `autocommit=True`: for `autocommit_connection`; its connections are put in autocommit
+    once, when opened. Set per use instead (`Connection.execution_options`), it cost a
+    round trip at every return to the pool: psycopg2 going back from autocommit to READ
+    COMMITTED sends a query (strace: two sends per use instead of one; 3% of the web
+    node's CPU at saturation in `make bench`'s profile).
+    """
     options: dict = dict(ENGINE_OPTIONS)
     if not durable:
         options["connect_args"] = {**options["connect_args"], "options": NOT_DURABLE_OPTIONS}
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
     return create_engine(get_settings().sqlalchemy_database_url, **options)
 
 
@@ -138,5 +148,5 @@ def autocommit_connection(durable: bool = True) -> Iterator[Connection]:
     the event loop, so two fewer matter on the path of every message (PUT
     /user_message, a turn's claim; see README "Benchmarks").
     """
-    with get_engine(durable).connect() as connection:
-        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    with get_engine(durable, autocommit=True).connect() as connection:
+        yield connection

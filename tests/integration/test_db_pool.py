@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from common import db
-from common.settings import Settings
+from common.settings import Settings, get_settings
 
 
 @pytest.fixture
@@ -54,3 +54,46 @@ def test_a_connection_lost_right_after_use_fails_once_then_the_pool_recovers(eng
         connection.execute(text("SELECT 1"))
     with engine.connect() as connection:
         assert connection.execute(text("SELECT 1")).scalar_one() == 1
+
+
+@pytest.fixture
+def own_engines(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """common/db.py's engines, on the test database, made for this test alone."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    yield
+    for durable in (True, False):
+        for autocommit in (True, False):
+            db.get_engine(durable, autocommit).dispose()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    db.get_engine.cache_clear()
+
+
+def last_query(database_url: str, pid: int) -> str:
+    admin = psycopg2.connect(database_url)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
+            return cursor.fetchone()[0]
+    finally:
+        admin.close()
+
+
+def test_an_autocommit_connection_goes_back_to_the_pool_without_a_query(own_engines, database_url):
+    # Switched to autocommit per use, psycopg2 sent `SET default_transaction_isolation TO
+    # DEFAULT` at every return to the pool: a round trip per use.
+    for _ in range(3):
+        with db.autocommit_connection() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    assert last_query(database_url, pid) == "SELECT pg_backend_pid()"
+
+
+def test_statements_on_an_autocommit_connection_commit_on_their_own(own_engines, database_url):
+    with db.autocommit_connection(durable=False) as connection:
+        connection.execute(text("CREATE TEMP TABLE probe (n int)"))
+        connection.execute(text("INSERT INTO probe VALUES (1)"))
+        in_transaction = connection.execute(text("SELECT now() <> statement_timestamp()"))
+        assert in_transaction.scalar_one() is False
