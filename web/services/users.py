@@ -12,6 +12,7 @@ from common.errors import BadRequest, Conflict
 from common.models import User, new_public_id
 from web.auth import issue_token
 from web.extensions import db
+from web.offload import off_loop
 from web.services.catalogue import enable_default_tasks
 
 # scrypt: a deliberately slow, memory-hard hash.
@@ -40,7 +41,7 @@ def register(email: str, password: str, name: str, language_code: str | None) ->
             user_id=user_id,
             email=email.strip().lower(),
             name=name,
-            password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
+            password_hash=off_loop(generate_password_hash, password, PASSWORD_METHOD),
             language_code=language_code,
         )
         .on_conflict_do_nothing(index_elements=[User.email])
@@ -58,6 +59,6 @@ def login(email: str, password: str) -> dict[str, Any]:
     """A token for valid credentials; one message for a wrong email or password."""
     user = db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     password_hash = user.password_hash if user else _DUMMY_HASH
-    if not check_password_hash(password_hash, password) or user is None:
+    if not off_loop(check_password_hash, password_hash, password) or user is None:
         raise BadRequest("Wrong email or password.")
     return _user_payload(user)

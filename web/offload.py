@@ -1,0 +1,34 @@
+"""CPU-bound work off a web node's event loop.
+
+A web node is one gevent loop: a call that computes for 70 ms without yielding (hashing
+a password with scrypt, at registration and at each login) holds every request and
+Socket.IO connection of the node for those 70 ms, streams included. Such work runs in
+gevent's pool of native threads instead: hashlib releases the GIL while it hashes, so
+the loop goes on meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def _on_gevent_loop() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return monkey.is_module_patched("socket")
+
+
+def off_loop(work: Callable[..., T], *args: object) -> T:
+    """`work(*args)`, computed in a native thread when this process runs a gevent loop;
+    the calling greenlet waits for it, the others run. Called directly otherwise (a
+    threaded server or a test client: the request already has a thread of its own)."""
+    if not _on_gevent_loop():
+        return work(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(work, args)
