@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
@@ -90,16 +90,38 @@ CLAIM_STATEMENT = (
     .returning(_messages.c.session_id, _sessions.c.mode, _users.c.name, _users.c.language_code)
 )
 
-# The conversation up to the message answered, newest first.
-HISTORY_STATEMENT = (
-    select(_messages.c.sender, _messages.c.message)
+# The claim and the conversation up to the message answered (newest first) in one round
+# trip: one row per message of the history, each with the claim's answer; no row if the
+# claim took nothing. The history is read in the statement's snapshot, from before the
+# claim's update, which changes no message's text.
+_claimed = CLAIM_STATEMENT.cte("claimed")
+_history = (
+    select(
+        _messages.c.sender,
+        _messages.c.message,
+        _messages.c.message_date,
+        _messages.c.message_pk,
+    )
     .where(
-        _messages.c.session_id == bindparam("history_session_id"),
-        _messages.c.message_pk <= bindparam("up_to_pk"),
+        _messages.c.session_id == _claimed.c.session_id,
+        _messages.c.message_pk <= bindparam("user_message_pk"),
         _messages.c.in_error_state.is_(None),
     )
     .order_by(_messages.c.message_date.desc(), _messages.c.message_pk.desc())
     .limit(HISTORY_LIMIT)
+    .lateral("history")
+)
+CLAIM_WITH_HISTORY_STATEMENT = (
+    select(
+        _claimed.c.session_id,
+        _claimed.c.mode,
+        _claimed.c.name,
+        _claimed.c.language_code,
+        _history.c.sender,
+        _history.c.message,
+    )
+    .select_from(_claimed.outerjoin(_history, true()))
+    .order_by(_history.c.message_date.desc(), _history.c.message_pk.desc())
 )
 
 
@@ -149,14 +171,14 @@ class AssistantTurn:
         nothing to do (unknown message, already answered, held by another run).
 
         LLM errors propagate for the task to retry; `fail` ends the turn."""
-        # The claim and the read of the conversation share one connection (one checkout
-        # and its pool ping), each statement committing on its own: no BEGIN and COMMIT
-        # round trips on the path of the first token.
+        # The claim and the read of the conversation are one statement that commits on its
+        # own: one round trip on the path of the first token, no BEGIN and COMMIT.
         with autocommit_connection(durable=False) as connection:
-            claimed = self._claim_in(connection)
-            if claimed is None:
+            rows = connection.execute(CLAIM_WITH_HISTORY_STATEMENT, self._claim_params()).all()
+            if not self._claimed(rows[0] if rows else None):
                 return None
-            conversation = self._load_conversation(connection, claimed)
+            history = [(row.sender, row.message) for row in rows if row.sender is not None]
+            conversation = self._load_conversation(connection, rows[0], history)
         answer = self._stream_answer(conversation)
         return self._store_and_deliver(answer)
 
@@ -166,42 +188,39 @@ class AssistantTurn:
         # Not durable: a lease lost in a crash only lets the recovery sweep run the turn
         # again, and the unique reply index keeps that to one answer.
         with autocommit_connection(durable=False) as connection:
-            return self._claim_in(connection, extra_s) is not None
+            claimed = connection.execute(CLAIM_STATEMENT, self._claim_params(extra_s)).first()
+        return self._claimed(claimed)
 
-    def _claim_in(self, connection: Connection, extra_s: float = 0.0) -> Any:
-        """The claim's UPDATE: the session's mode and its user's name and language, or
-        None if not claimed."""
+    def _claim_params(self, extra_s: float = 0.0) -> dict[str, Any]:
         now = datetime.now(UTC)
-        claimed = connection.execute(
-            CLAIM_STATEMENT,
-            {
-                "user_message_pk": self.user_message_pk,
-                "task_id": self.task_id,
-                "now": now,
-                "new_task_id": self.task_id,
-                "lease_until": now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
-            },
-        ).first()
+        return {
+            "user_message_pk": self.user_message_pk,
+            "task_id": self.task_id,
+            "now": now,
+            "new_task_id": self.task_id,
+            "lease_until": now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
+        }
+
+    def _claimed(self, claimed: Any) -> bool:
+        """Note a claim's answer (a row with the session id, or None if not claimed)."""
         if claimed is None:
             log.info("turn for message %s: answered or held elsewhere", self.user_message_pk)
-            return None
+            return False
         self.session_id = claimed.session_id
         self._lease_renewed_at = time.monotonic()
-        return claimed
+        return True
 
     def _renew_lease_if_due(self) -> None:
         if time.monotonic() - self._lease_renewed_at >= self._settings.turn_lease_s / 3:
             self.claim()
 
-    def _load_conversation(self, connection: Connection, session: Any) -> list[dict[str, str]]:
-        """The prompt: `session` is the claim's row (mode, user name and language)."""
-        # Core rows, not ORM entities: the history as (sender, message) pairs. Up to 50
-        # Message entities per turn, each with its JSON and identity-map bookkeeping,
-        # were a large part of the turn worker's database CPU; nothing here is modified.
-        history = connection.execute(
-            HISTORY_STATEMENT,
-            {"history_session_id": self.session_id, "up_to_pk": self.user_message_pk},
-        ).all()
+    def _load_conversation(
+        self, connection: Connection, session: Any, history: list[tuple[str, Any]]
+    ) -> list[dict[str, str]]:
+        """The prompt: `session` is the claim's row (mode, user name and language),
+        `history` the (sender, message) pairs, newest first. Core rows, not ORM entities:
+        up to 50 Message entities per turn, each with its JSON and identity-map
+        bookkeeping, were a large part of the turn worker's database CPU."""
         context = {
             "user_name": session.name,
             "language_code": session.language_code,
@@ -218,7 +237,7 @@ class AssistantTurn:
             conversation.append({"role": role, "content": text_for_model(sender, message)})
         return conversation
 
-    def _task_prompt(self, db: Any, context: dict[str, Any], history: Any) -> str:
+    def _task_prompt(self, db: Any, context: dict[str, Any], history: list[tuple[str, Any]]) -> str:
         row = db.execute(
             select(UserTaskExecution, Task)
             .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
@@ -235,7 +254,7 @@ class AssistantTurn:
         self.task = TaskContext(
             user_task_execution_pk=execution.user_task_execution_pk,
             task=task,
-            is_first_turn=not any(m.sender == MOJO_SENDER for m in history),
+            is_first_turn=not any(sender == MOJO_SENDER for sender, _ in history),
             needs_title=execution.title is None,
         )
         inputs = [item for item in execution.json_inputs if item.get("value")]
