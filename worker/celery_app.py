@@ -2,13 +2,16 @@
 uses it only to send tasks by name; workers load the task modules via
 `include`."""
 
+import logging
+import queue
+import threading
 from typing import Any
 
 from celery import Celery
 from celery.app.events import Events
 from celery.events import Event, EventDispatcher, group_from
 from celery.signals import worker_ready
-from celery.utils.time import utcoffset
+from celery.utils.time import utcoffset as celery_utcoffset
 
 from common import broker_transport
 from common.gc_tuning import freeze_startup_objects
@@ -18,6 +21,12 @@ ASSISTANT_TURN_TASK = "system1.assistant_turn"
 RESEND_TASK = "system1.resend_unacknowledged"
 RECOVER_TASK = "system1.recover_lost_work"
 TITLE_TASK = "system1.generate_execution_title"
+
+log = logging.getLogger(__name__)
+
+# How long closing a dispatcher waits for the events still queued (a broker that is down
+# must not hold a worker's shutdown).
+CLOSE_TIMEOUT_S = 5.0
 
 
 class UnbufferedEventDispatcher(EventDispatcher):
@@ -30,49 +39,90 @@ class UnbufferedEventDispatcher(EventDispatcher):
     []`) while `send` appends to it without the lock: an event a pool thread appends
     during the publish (a Redis round trip) is dropped, never sent. Turns lost their
     started/succeeded events that way and Flower kept them RECEIVED forever (celery
-    issue #10434, fixed upstream by PR #10435). Publishing directly is what Celery does
-    for workers without an event loop; an event costs one Redis PUBLISH instead of a
-    share of a batched one. Events also go out side by side, not one at a time under the
-    dispatcher's lock (`send`, `publish`).
+    issue #10434, fixed upstream by PR #10435). Events are published one by one, in the
+    order sent, by a thread of the dispatcher's own, off the path of the task (`send`);
+    an event costs one Redis PUBLISH instead of a share of a batched one. The web node's
+    task-sent events go out side by side, not one at a time under the dispatcher's lock
+    (`publish`).
     """
 
     def __init__(
         self, *args: Any, buffer_group: Any = None, on_send_buffered: Any = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._publisher: threading.Thread | None = None
+        self._publisher_lock = threading.Lock()
 
     def send(
         self,
         type: str,
         blind: bool = False,
-        utcoffset: Any = None,  # Celery's parameter; `publish` computes the offset
+        utcoffset: Any = None,  # Celery's parameter; the event's offset is computed here
         retry: bool = False,
         retry_policy: Any = None,
         Event: Any = Event,
         **fields: Any,
-    ) -> Any:
-        """Publish through a producer of the app's pool, not the dispatcher's own.
+    ) -> None:
+        """Queue the event for this dispatcher's publisher thread, and return.
 
-        Why: the dispatcher's one producer is shared by every pool thread, so Celery
-        publishes under the dispatcher's lock, a Redis round trip each: a worker's task
-        events (three per turn) went out one at a time, and threads queued for the lock
-        behind each other's round trips.
+        Why: the worker sends `task-received` before it hands a task to a pool thread, and
+        `task-started` before the task runs; published inline, each was a Redis round trip
+        (and, under load, a wait for the GIL after it) on the path of every turn's first
+        token. One thread publishes them in the order they were sent, each through a
+        producer of the app's pool. (Celery's own `send` also publishes under the
+        dispatcher's lock: with the threads pool, every thread waited for the others'
+        round trips.)
         """
         if not self.enabled:
-            return None
+            return
         group = group_from(type)
         if self.groups and group not in self.groups:
-            return None
-        with self.app.producer_pool.acquire(block=True) as producer:
-            return self.publish(
-                type,
-                fields,
-                producer,
-                blind=blind,
-                Event=Event,
-                retry=retry,
-                retry_policy=retry_policy,
-            )
+            return
+        clock = None if blind else self.clock.forward()
+        event = Event(
+            type,
+            hostname=self.hostname,
+            utcoffset=celery_utcoffset(),
+            pid=self.pid,
+            clock=clock,
+            **fields,
+        )
+        self._ensure_publisher()
+        self._outbox.put((event, type.replace("-", "."), retry, retry_policy))
+
+    def _ensure_publisher(self) -> None:
+        if self._publisher is not None:
+            return
+        with self._publisher_lock:
+            if self._publisher is None:
+                self._publisher = threading.Thread(
+                    target=self._publish_outbox, name="celery-events", daemon=True
+                )
+                self._publisher.start()
+
+    def _publish_outbox(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            event, routing_key, retry, retry_policy = item
+            try:
+                with self.app.producer_pool.acquire(block=True) as producer:
+                    self._publish(
+                        event, producer, routing_key, retry=retry, retry_policy=retry_policy
+                    )
+            except Exception:  # a monitoring event is not worth the thread
+                log.warning("could not publish the %s event", event.get("type"), exc_info=True)
+
+    def close(self) -> None:
+        """Publish what was sent (a worker's last heartbeat, `worker-offline`), then close."""
+        publisher = self._publisher
+        if publisher is not None:
+            self._outbox.put(None)
+            publisher.join(CLOSE_TIMEOUT_S)
+            self._publisher = None
+        super().close()
 
     def publish(
         self,
@@ -97,7 +147,7 @@ class UnbufferedEventDispatcher(EventDispatcher):
         event = Event(
             type,
             hostname=self.hostname,
-            utcoffset=utcoffset(),
+            utcoffset=celery_utcoffset(),
             pid=self.pid,
             clock=clock,
             **fields,

@@ -1,10 +1,11 @@
 """Task events (worker/celery_app.py), published to a real Redis broker.
 
-Workers publish each task event at once: with the threads pool and an event loop,
-Celery 5.6.3's buffered events were dropped when a pool thread sent one while the loop's
-thread was flushing the buffer. And events go out side by side: Celery publishes each
-under the dispatcher's lock, a Redis round trip that every other thread (or greenlet of
-a web node) waited for.
+Workers publish each task event, never buffer it: with the threads pool and an event
+loop, Celery 5.6.3's buffered events were dropped when a pool thread sent one while the
+loop's thread was flushing the buffer. A worker's events are published by a thread of
+their own, in order, so that sending one never waits for Redis; and the web node's
+task-sent events go out side by side: Celery publishes each under the dispatcher's lock,
+a Redis round trip that every other greenlet of the node waited for.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ WAIT_S = 10.0
 @pytest.fixture
 def app(redis_url: str) -> Iterator[Celery]:
     app = Celery("events-test", broker=redis_url, events=SystemEvents)
+    app.conf.broker_pool_limit = 1  # one producer: a test can hold it
     yield app
     app.close()
 
@@ -104,6 +106,7 @@ def test_task_events_are_published_at_once_even_when_the_worker_asks_for_a_buffe
             ("task-succeeded", "a-task"),
         ]
         assert not dispatcher._group_buffer.get("task")
+        dispatcher.close()
 
 
 def test_a_pool_thread_publishes_its_event_while_another_holds_the_dispatchers_lock(
@@ -118,6 +121,30 @@ def test_a_pool_thread_publishes_its_event_while_another_holds_the_dispatchers_l
         assert [(e["type"], e["uuid"]) for e in wait_for(published, 1)] == [
             ("task-received", "b-task")
         ]
+        dispatcher.close()
+
+
+def test_sending_an_event_does_not_wait_for_a_producer(app, redis_url, published):
+    with Connection(redis_url) as connection:
+        dispatcher = worker_dispatcher(app, connection)
+        with app.producer_pool.acquire(block=True):  # the pool's only producer
+            finished = in_thread(lambda: dispatcher.send("task-started", uuid="d-task"))
+            assert finished
+            assert published == []  # sent, not yet published
+        assert [(e["type"], e["uuid"]) for e in wait_for(published, 1)] == [
+            ("task-started", "d-task")
+        ]
+        dispatcher.close()
+
+
+def test_closing_publishes_the_events_still_queued(app, redis_url, published):
+    with Connection(redis_url) as connection:
+        dispatcher = worker_dispatcher(app, connection)
+        for n in range(20):
+            dispatcher.send("task-received", uuid=f"e-{n}")
+        dispatcher.close()
+
+        assert [e["uuid"] for e in wait_for(published, 20)] == [f"e-{n}" for n in range(20)]
 
 
 def test_a_task_sent_event_goes_through_the_senders_producer_without_the_lock(app, published):
