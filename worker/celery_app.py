@@ -40,10 +40,9 @@ class UnbufferedEventDispatcher(EventDispatcher):
     during the publish (a Redis round trip) is dropped, never sent. Turns lost their
     started/succeeded events that way and Flower kept them RECEIVED forever (celery
     issue #10434, fixed upstream by PR #10435). Events are published one by one, in the
-    order sent, by a thread of the dispatcher's own, off the path of the task (`send`);
-    an event costs one Redis PUBLISH instead of a share of a batched one. The web node's
-    task-sent events go out side by side, not one at a time under the dispatcher's lock
-    (`publish`).
+    order sent, by a thread of the dispatcher's own (a greenlet in a web node), off the
+    path of the task and of the request (`send`, `publish`); an event costs one Redis
+    PUBLISH instead of a share of a batched one.
     """
 
     def __init__(
@@ -79,6 +78,17 @@ class UnbufferedEventDispatcher(EventDispatcher):
         group = group_from(type)
         if self.groups and group not in self.groups:
             return
+        self._queue(type, fields, blind, Event, retry, retry_policy)
+
+    def _queue(
+        self,
+        type: str,
+        fields: dict,
+        blind: bool,
+        Event: Any,
+        retry: bool,
+        retry_policy: Any,
+    ) -> None:
         clock = None if blind else self.clock.forward()
         event = Event(
             type,
@@ -131,28 +141,32 @@ class UnbufferedEventDispatcher(EventDispatcher):
         producer: Any,
         blind: bool = False,
         Event: Any = Event,
+        retry: bool = False,
+        retry_policy: Any = None,
         **kwargs: Any,
-    ) -> Any:
-        """Publish without the dispatcher's lock when the producer is the caller's own.
+    ) -> None:
+        """An event of the caller's (the web node's task-sent events, from Celery's
+        `send_task`): queued for the publisher thread like the others.
 
-        Celery's `publish` holds the lock whatever the producer: the web node's task-sent
-        events, each published through the producer of its own task message, went out one
-        at a time per node, a Redis round trip each (at saturation in `make bench`, PUT
-        /user_message waited 190 ms at p50 in the Celery publish). The lock only guards
-        the dispatcher's own producer; the clock has a lock of its own.
+        Celery publishes it through the producer of the task's message, under the
+        dispatcher's lock: the task-sent events of a web node went out one at a time, a
+        Redis round trip each (at saturation in `make bench`, PUT /user_message waited
+        190 ms at p50 in the Celery publish), and every PUT waited for its own. The task
+        itself is published before, by `send_task`: a worker may start it at once.
         """
         if producer is self.producer:
-            return super().publish(type, fields, producer, blind=blind, Event=Event, **kwargs)
-        clock = None if blind else self.clock.forward()
-        event = Event(
-            type,
-            hostname=self.hostname,
-            utcoffset=celery_utcoffset(),
-            pid=self.pid,
-            clock=clock,
-            **fields,
-        )
-        return self._publish(event, producer, routing_key=type.replace("-", "."), **kwargs)
+            super().publish(
+                type,
+                fields,
+                producer,
+                blind=blind,
+                Event=Event,
+                retry=retry,
+                retry_policy=retry_policy,
+                **kwargs,
+            )
+            return
+        self._queue(type, fields, blind, Event, retry, retry_policy)
 
 
 class SystemEvents(Events):

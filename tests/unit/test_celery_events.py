@@ -147,9 +147,9 @@ def test_closing_publishes_the_events_still_queued(app, redis_url, published):
         assert [e["uuid"] for e in wait_for(published, 20)] == [f"e-{n}" for n in range(20)]
 
 
-def test_a_task_sent_event_goes_through_the_senders_producer_without_the_lock(app, published):
+def test_a_task_sent_event_is_published_apart_from_the_senders_call(app, published):
     # As Celery's send_task does in the web node: the app's dispatcher, the producer of
-    # the task's own message.
+    # the task's own message (the pool's only one here, held until the call returns).
     dispatcher = app.amqp._event_dispatcher
     assert isinstance(dispatcher, UnbufferedEventDispatcher)
 
