@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -37,8 +38,9 @@ def app(redis_url: str) -> Iterator[Celery]:
 
 @pytest.fixture
 def published(redis_url: str) -> Iterator[list[dict[str, Any]]]:
-    """The task events published on the broker from now on, in order (kombu's Redis
-    fanout: one pub/sub channel per routing key, under the database's prefix)."""
+    """The task events this process publishes on the broker from now on, in order
+    (kombu's Redis fanout: one pub/sub channel per routing key, under the database's
+    prefix)."""
     client = redis.Redis.from_url(redis_url)
     db = client.connection_pool.connection_kwargs.get("db", 0)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -54,7 +56,11 @@ def published(redis_url: str) -> Iterator[list[dict[str, Any]]]:
                 body = envelope["body"]
                 if envelope["properties"].get("body_encoding") == "base64":
                     body = base64.b64decode(body)
-                events.append(json.loads(body))
+                event = json.loads(body)
+                # A test stack's workers may publish to the same Redis: only this
+                # process's events are the test's.
+                if event.get("pid") == os.getpid():
+                    events.append(event)
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
