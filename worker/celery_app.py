@@ -30,7 +30,7 @@ CLOSE_TIMEOUT_S = 5.0
 
 
 class UnbufferedEventDispatcher(EventDispatcher):
-    """Publishes every event at once, never through the per-group buffer.
+    """Publishes every event itself, in the order sent, never through the per-group buffer.
 
     Why: a worker with an event loop (ours: Redis broker, `-P threads`) buffers its
     `task-*` events and flushes them from the loop's thread, but with the threads pool
@@ -146,7 +146,8 @@ class UnbufferedEventDispatcher(EventDispatcher):
         **kwargs: Any,
     ) -> None:
         """An event of the caller's (the web node's task-sent events, from Celery's
-        `send_task`): queued for the publisher thread like the others.
+        `send_task`): queued for the publisher thread like the others; `producer` is not
+        used.
 
         Celery publishes it through the producer of the task's message, under the
         dispatcher's lock: the task-sent events of a web node went out one at a time, a
@@ -154,18 +155,6 @@ class UnbufferedEventDispatcher(EventDispatcher):
         190 ms at p50 in the Celery publish), and every PUT waited for its own. The task
         itself is published before, by `send_task`: a worker may start it at once.
         """
-        if producer is self.producer:
-            super().publish(
-                type,
-                fields,
-                producer,
-                blind=blind,
-                Event=Event,
-                retry=retry,
-                retry_policy=retry_policy,
-                **kwargs,
-            )
-            return
         self._queue(type, fields, blind, Event, retry, retry_policy)
 
 

@@ -98,7 +98,7 @@ def in_thread(target: Any) -> bool:
     return not thread.is_alive()
 
 
-def test_task_events_are_published_at_once_even_when_the_worker_asks_for_a_buffer(
+def test_task_events_are_published_not_buffered_even_when_the_worker_asks_for_a_buffer(
     app, redis_url, published
 ):
     with Connection(redis_url) as connection:
