@@ -14,6 +14,7 @@ from web.cli import register_commands
 from web.errors import register_error_handlers
 from web.extensions import db, socketio
 from web.metrics import init_request_metrics
+from web.offload import on_gevent_loop
 from web.ratelimit import init_rate_limits
 from web.request_context import init_request_context
 from web.routes import register_routes
@@ -81,11 +82,4 @@ def _origin_allowed(origin: str | None, environ: dict) -> bool:
 
 def _async_mode() -> str:
     """gevent under gunicorn's gevent worker (monkey-patched), threading otherwise."""
-    try:
-        from gevent import monkey
-
-        if monkey.is_module_patched("socket"):
-            return "gevent"
-    except ImportError:
-        pass
-    return "threading"
+    return "gevent" if on_gevent_loop() else "threading"

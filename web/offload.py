@@ -15,7 +15,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def _on_gevent_loop() -> bool:
+def on_gevent_loop() -> bool:
+    """Whether this process runs a gevent loop (gunicorn's gevent worker monkey-patches
+    before it loads the app)."""
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a dependency
@@ -27,7 +29,7 @@ def off_loop(work: Callable[..., T], *args: object) -> T:
     """`work(*args)`, computed in a native thread when this process runs a gevent loop;
     the calling greenlet waits for it, the others run. Called directly otherwise (a
     threaded server or a test client: the request already has a thread of its own)."""
-    if not _on_gevent_loop():
+    if not on_gevent_loop():
         return work(*args)
     import gevent
 
