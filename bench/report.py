@@ -153,14 +153,15 @@ def markdown(results: dict[str, Any]) -> str:
     config = results["config"]
     work = config["streaming_workload"]
     sat = config["saturation_workload"]
+    calibration = _calibration(results.get("cpu_calibration", {}))
     lines = [
         "# System1 benchmark",
         "",
         f"Run {results.get('finished_at', '?')} on {m['cpu']} ({m['cores']} cores, "
         f"{m['memory_gb']} GB, {m['os']}, Python {m['python']}), everything on loopback; "
         f"load average {results['load_average'].get('start')} at the start, "
-        f"{results['load_average'].get('end')} at the end; {results.get('run_s', '?')} s. "
-        f"{_calibration(results.get('cpu_calibration', {}))}"
+        f"{results['load_average'].get('end')} at the end; {results.get('run_s', '?')} s."
+        + (f" {calibration}" if calibration else "")
         + (" **Quick run** (make test): figures are not meaningful." if config["quick"] else ""),
         "",
         f"Streaming workload: the scripted LLM answers {work['reply_words']} tokens, first after "
@@ -371,7 +372,6 @@ def write(
     results: dict[str, Any], samples: dict[tuple[str, str, int], list[float]], out: Path
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    results["goals"] = goals(results)
     # The added-TTFT samples behind the plots (ms), so that `python -m bench.report` redraws.
     results["added_ttft_samples_ms"] = {
         f"{phase}/{kind}/{level}": [round(1000 * v, 1) for v in values]
@@ -379,18 +379,23 @@ def write(
         if phase in ("streaming", "saturation")
     }
     json_path = out / "bench.json"
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    _write_json(json_path, results)
     md_path = out / "bench.md"
     md_path.write_text(markdown(results))
     return [json_path, md_path, *plots(results, samples, out)]
+
+
+def _write_json(path: Path, results: dict[str, Any]) -> None:
+    """bench.json, with the goals as this file states them."""
+    results["goals"] = goals(results)
+    path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 def redraw(json_path: Path) -> list[Path]:
     """The goals, markdown and plots again, from a bench.json (e.g. after a change to this
     file); the json gets the goals as this file now states them."""
     results = json.loads(json_path.read_text())
-    results["goals"] = goals(results)
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    _write_json(json_path, results)
     samples = {}
     for key, values in results.get("added_ttft_samples_ms", {}).items():
         phase, kind, level = key.split("/")
