@@ -22,7 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@
 
 run: venv
-	$(BIN)/python -m common.devstack
+	$(BIN)/python -m devtools.devstack
 
 lint: venv
 	$(BIN)/ruff check .

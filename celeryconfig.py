@@ -1,8 +1,14 @@
 """Celery configuration: queues, routing, acknowledgments, prefetch and the
-events Flower reads. Loaded by worker/celery_app.py (`config_from_object`)."""
+events Flower reads. Loaded by common/celery/app.py (`config_from_object`)."""
 
 from kombu import Queue
 
+from common.celery.task_names import (
+    ASSISTANT_TURN_TASK,
+    RECOVER_TASK,
+    RESEND_TASK,
+    TITLE_TASK,
+)
 from common.settings import get_settings
 
 _settings = get_settings()
@@ -25,16 +31,16 @@ task_queues = (
 )
 task_default_queue = _settings.turn_queue
 task_routes = {
-    "system1.assistant_turn": {"queue": _settings.turn_queue},
-    "system1.generate_execution_title": {"queue": _settings.turn_queue},
-    "system1.resend_unacknowledged": {"queue": _settings.delivery_queue},
-    "system1.recover_lost_work": {"queue": _settings.delivery_queue},
+    ASSISTANT_TURN_TASK: {"queue": _settings.turn_queue},
+    TITLE_TASK: {"queue": _settings.turn_queue},
+    RESEND_TASK: {"queue": _settings.delivery_queue},
+    RECOVER_TASK: {"queue": _settings.delivery_queue},
 }
 
 # Celery beat (one per deployment) runs the recovery sweep.
 beat_schedule = {
     "recover-lost-work": {
-        "task": "system1.recover_lost_work",
+        "task": RECOVER_TASK,
         "schedule": _settings.recovery_interval_s,
         # A sweep that could not run in time is skipped: the next one covers it.
         "options": {"expires": _settings.recovery_interval_s},

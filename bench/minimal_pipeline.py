@@ -67,7 +67,7 @@ _message_pks = itertools.count(1)
 
 @worker_ready.connect
 def _freeze_startup_objects(**_: Any) -> None:
-    # As System1's workers do (worker/celery_app.py).
+    # As System1's workers do (common/celery/app.py).
     freeze_startup_objects()
 
 

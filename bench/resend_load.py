@@ -71,7 +71,7 @@ def acknowledge_all(database_url: str, pks: list[int]) -> None:
 
 def ensure_sweep() -> bool:
     """Start the stack's resend sweep now if none runs (first deliveries start it too)."""
-    from worker.delivery import ensure_resend_sweep  # the stack's Redis, from env
+    from worker.delivery_sweep import ensure_resend_sweep  # the stack's Redis, from env
 
     return ensure_resend_sweep()
 

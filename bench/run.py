@@ -42,8 +42,8 @@ from bench.loadgen import (
     register_users,
     run_clients,
 )
-from bench.procs import ResourceMonitor, Window, cpu_calibration, load_average
 from bench.resend_load import acknowledge_all, ensure_sweep, insert_unacknowledged, measure
+from bench.resources import ResourceMonitor, Window, cpu_calibration, load_average
 from bench.stack import FullStack, MinimalStack, start_full_stack, start_minimal_stack
 from bench.stats import summary_ms
 from common.gc_tuning import freeze_startup_objects

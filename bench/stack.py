@@ -1,6 +1,6 @@
 """The processes under test.
 
-`FullStack` is the stack of `make run`: common/devstack.py prepares it (embedded PostgreSQL
+`FullStack` is the stack of `make run`: devtools/devstack.py prepares it (embedded PostgreSQL
 and Redis under a temporary DATA_DIR unless URLs are given, the scripted LLM, migrations,
 the demo seed) and gives the very command lines honcho would run (web, turns, delivery,
 beat, flower, llm); they run here as our own children, so that each one's CPU and memory
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import requests
 
-from bench.procs import stop_all
-from common import devstack
-from common.child_process import ChildProcess
-from common.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from common.settings import Settings
+from devtools import devstack
+from devtools.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from devtools.processes import ChildProcess, stop_all
 
 # Settings of the developer's shell that must not leak into the stack under test.
 SCRUBBED = (*devstack.SERVICE_VARIABLES, "PORT", "HOST")

@@ -1,6 +1,20 @@
-"""Database access: the declarative base, the Flask-SQLAlchemy extension and
-`with_db_session` for code that runs outside a Flask request (workers, socket
-handlers, background greenlets)."""
+"""Database access: the declarative base, the Flask-SQLAlchemy extension, and sessions
+and connections for work outside a Flask request (workers, socket handlers, background
+greenlets).
+
+Why each engine (each with its own pool of at most ENGINE_OPTIONS' size) exists:
+- Flask-SQLAlchemy's engine (`db.session`): request handlers, one transaction per request.
+- `get_engine()`: durable ORM sessions outside requests (`with_db_session()`): a turn's
+  draft with its reply, titles, recovery reads.
+- `get_engine(durable=False)`: bookkeeping that is safe to lose in a crash (leases,
+  delivery attempts): commits do not wait for the WAL flush (`synchronous_commit=off`,
+  set once per connection).
+- `get_engine(autocommit=True)` and its non-durable twin: single statements on the hot
+  paths (PUT /user_message, a turn's claim and reply, ack batches) with no BEGIN/COMMIT
+  round trips; autocommit is set once per connection, not per use.
+Pools are per process and per engine; the worst case of connections per process is the
+number of engines used times (pool_size + max_overflow).
+"""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ from functools import lru_cache
 
 import redis
 
+from common.redis_clients import new_redis_client
 from common.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,7 @@ class ClusterMetrics:
     """Reads and writes the shared metrics in one Redis."""
 
     def __init__(self, redis_url: str):
-        self.client = redis.Redis.from_url(
-            redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            socket_timeout=REDIS_TIMEOUT_S,
-        )
+        self.client = new_redis_client(redis_url, REDIS_TIMEOUT_S, REDIS_TIMEOUT_S)
         self._skip_until = 0.0
         self._lock = threading.Lock()
         # Samples not written yet: counter fields and histogram fields -> amounts.

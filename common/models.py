@@ -1,4 +1,4 @@
-"""The tables: users, sessions and messages.
+"""The tables: users, chat sessions, messages, tasks, executions and produced texts.
 
 Identifiers the clients see for users and sessions are unguessable strings;
 everything else is an integer primary key, as in the Mojodex protocol.
@@ -55,7 +55,9 @@ class User(db.Model):
     creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Session(db.Model):
+class ChatSession(db.Model):
+    """A conversation of a user: a free chat, or the session of a task execution."""
+
     __tablename__ = "md_session"
 
     session_id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_public_id)

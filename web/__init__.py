@@ -6,7 +6,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from common.db import ENGINE_OPTIONS
-from common.emitter import use_server_emitter
+from common.delivery.emitter import use_server_emitter
 from common.logging_setup import configure_logging
 from common.settings import get_settings
 from web.apidocs import register_api_docs
@@ -41,7 +41,7 @@ def create_app() -> Flask:
         async_mode=_async_mode(),
     )
     use_server_emitter(socketio)
-    import web.sockets  # noqa: F401  (registers the Socket.IO handlers)
+    import web.sockets.handlers  # noqa: F401  (registers the Socket.IO handlers)
 
     init_request_context(app)
     init_request_metrics(app)

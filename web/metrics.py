@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from functools import lru_cache
 
 import redis
 from flask import Flask, Response, g, request
@@ -41,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common import metrics
 from common.models import Message, awaiting_ack
+from common.redis_clients import broker_redis
 from common.settings import get_settings
 from web.extensions import db
 
@@ -123,7 +123,7 @@ class ClusterCollector(Collector):
         return True
 
     def _from_broker(self) -> Iterator[Metric]:
-        client = _broker_client()
+        client = broker_redis()
         if client is None:
             return False
         settings = get_settings()
@@ -153,16 +153,6 @@ def _default_label_values(label_names: tuple[str, ...]) -> list[tuple[str, ...]]
     if label_names == ("event",):
         return [("mojo_message",)]
     return []
-
-
-@lru_cache(maxsize=1)
-def _broker_client() -> redis.Redis | None:
-    """A client of the Celery broker when it is a Redis, else None."""
-    url = get_settings().broker_url
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return None
-    timeout = get_settings().health_timeout_s
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 REGISTRY.register(ClusterCollector())

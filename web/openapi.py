@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from web.socket_events import socketio_description, socketio_extension
+from web.sockets.events import socketio_description, socketio_extension
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"

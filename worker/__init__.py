@@ -1,9 +1,9 @@
-"""Celery workers: assistant turns, delivery and resend.
+"""Celery workers: the tasks of assistant turns, titles, delivery and recovery.
 
-`celery -A worker worker -Q turns` finds the app as `worker.app`.
+`celery -A worker worker -Q turns` finds the app (common/celery/app.py) as `worker.app`.
 """
 
-from worker.celery_app import celery_app
+from common.celery.app import celery_app
 
 app = celery_app
 

@@ -22,107 +22,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as OrmSession
 
 from common import llm, metrics
+from common.celery.app import celery_app
+from common.celery.task_names import TITLE_TASK
 from common.db import autocommit_connection, with_db_session
-from common.emitter import emit_to_session
+from common.delivery.emitter import emit_to_session
+from common.delivery.protocol import StoredReply
 from common.models import (
     MOJO_SENDER,
-    SYSTEM_SENDER,
-    USER_SENDER,
-    Message,
+    ChatSession,
     ProducedText,
-    Session,
     Task,
-    User,
     UserTask,
     UserTaskExecution,
     text_for_model,
 )
-from common.produced_texts import add_version, latest_version
 from common.prompts import render_prompt
+from common.queries import messages as message_queries
+from common.queries.produced_texts import add_version, latest_version
 from common.settings import get_settings
 from common.tagged_stream import TaggedStreamParser, TaggedText
-from worker.celery_app import TITLE_TASK, celery_app
-from worker.delivery import StoredReply, deliver_first
+from worker.delivery_sweep import deliver_first
 from worker.streaming import TokenCoalescer
 
 log = logging.getLogger(__name__)
 
-# A turn answers a user message, or the inputs of a task run (a system message).
-ANSWERABLE_SENDERS = (USER_SENDER, SYSTEM_SENDER)
-# How many earlier messages the model sees.
-HISTORY_LIMIT = 50
 PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
-
-
-# Core statements on the messages and sessions tables. The ORM-enabled forms cost the
-# turn worker more CPU than their round trips (bulk-persistence set-up, and the cache key
-# of a statement rebuilt at every call): the claim alone was about 14% of the worker's
-# GIL time at 50 sessions, see bench/results/.
-_messages = Message.__table__
-_sessions = Session.__table__
-_users = User.__table__
-_replies = _messages.alias("reply")
-
-# Take (or keep) the lease on a user message, unless it is answered or held by another
-# live run; it answers what the prompt needs of the session and its user, in the same
-# round trip. Built once: its cache key is computed once, not per claim.
-CLAIM_STATEMENT = (
-    update(_messages)
-    .where(
-        _messages.c.message_pk == bindparam("user_message_pk"),
-        _sessions.c.session_id == _messages.c.session_id,
-        _users.c.user_id == _sessions.c.user_id,
-        _messages.c.sender.in_(ANSWERABLE_SENDERS),
-        ~exists().where(_replies.c.in_reply_to_pk == _messages.c.message_pk),
-        or_(
-            _messages.c.turn_task_id.is_(None),
-            _messages.c.turn_task_id == bindparam("task_id"),
-            _messages.c.turn_lease_until < bindparam("now"),
-        ),
-    )
-    .values(turn_task_id=bindparam("new_task_id"), turn_lease_until=bindparam("lease_until"))
-    .returning(_messages.c.session_id, _sessions.c.mode, _users.c.name, _users.c.language_code)
-)
-
-# The claim and the conversation up to the message answered (newest first) in one round
-# trip: one row per message of the history, each with the claim's answer; no row if the
-# claim took nothing. The history is read in the statement's snapshot, from before the
-# claim's update, which changes no message's text.
-_claimed = CLAIM_STATEMENT.cte("claimed")
-_history = (
-    select(
-        _messages.c.sender,
-        _messages.c.message,
-        _messages.c.message_date,
-        _messages.c.message_pk,
-    )
-    .where(
-        _messages.c.session_id == _claimed.c.session_id,
-        _messages.c.message_pk <= bindparam("user_message_pk"),
-        _messages.c.in_error_state.is_(None),
-    )
-    .order_by(_messages.c.message_date.desc(), _messages.c.message_pk.desc())
-    .limit(HISTORY_LIMIT)
-    .lateral("history")
-)
-CLAIM_WITH_HISTORY_STATEMENT = (
-    select(
-        _claimed.c.session_id,
-        _claimed.c.mode,
-        _claimed.c.name,
-        _claimed.c.language_code,
-        _history.c.sender,
-        _history.c.message,
-    )
-    .select_from(_claimed.outerjoin(_history, true()))
-    .order_by(_history.c.message_date.desc(), _history.c.message_pk.desc())
-)
 
 
 class TurnDeadlineExceeded(Exception):
@@ -174,7 +103,9 @@ class AssistantTurn:
         # The claim and the read of the conversation are one statement that commits on its
         # own: one round trip on the path of the first token, no BEGIN and COMMIT.
         with autocommit_connection(durable=False) as connection:
-            rows = connection.execute(CLAIM_WITH_HISTORY_STATEMENT, self._claim_params()).all()
+            rows = message_queries.claim_turn_with_history(
+                connection, self.user_message_pk, self.task_id, *self._lease()
+            )
             if not self._claimed(rows[0] if rows else None):
                 return None
             history = [(row.sender, row.message) for row in rows if row.sender is not None]
@@ -188,18 +119,15 @@ class AssistantTurn:
         # Not durable: a lease lost in a crash only lets the recovery sweep run the turn
         # again, and the unique reply index keeps that to one answer.
         with autocommit_connection(durable=False) as connection:
-            claimed = connection.execute(CLAIM_STATEMENT, self._claim_params(extra_s)).first()
+            claimed = message_queries.claim_turn(
+                connection, self.user_message_pk, self.task_id, *self._lease(extra_s)
+            )
         return self._claimed(claimed)
 
-    def _claim_params(self, extra_s: float = 0.0) -> dict[str, Any]:
+    def _lease(self, extra_s: float = 0.0) -> tuple[datetime, datetime]:
+        """Now, and when a lease taken now runs out."""
         now = datetime.now(UTC)
-        return {
-            "user_message_pk": self.user_message_pk,
-            "task_id": self.task_id,
-            "now": now,
-            "new_task_id": self.task_id,
-            "lease_until": now + timedelta(seconds=self._settings.turn_lease_s + extra_s),
-        }
+        return now, now + timedelta(seconds=self._settings.turn_lease_s + extra_s)
 
     def _claimed(self, claimed: Any) -> bool:
         """Note a claim's answer (a row with the session id, or None if not claimed)."""
@@ -303,34 +231,15 @@ class AssistantTurn:
 
     def _insert_reply(self, db: Any, message: dict[str, Any], event_name: str, **extra: Any):
         """Insert the reply unless one exists; its pk if this call stored it."""
-        now = datetime.now(UTC)
-        stored = (
-            insert(_messages)
-            .values(
-                session_id=self.session_id,
-                sender=MOJO_SENDER,
-                event_name=event_name,
-                message=message,
-                in_reply_to_pk=self.user_message_pk,
-                message_date=now,
-                creation_date=now,
-                **extra,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[_messages.c.in_reply_to_pk],
-                index_where=_messages.c.in_reply_to_pk.isnot(None),
-            )
-            .returning(_messages.c.message_pk)
-            .cte("stored")
+        return message_queries.insert_reply(
+            db,
+            session_id=self.session_id,
+            in_reply_to_pk=self.user_message_pk,
+            message=message,
+            event_name=event_name,
+            now=datetime.now(UTC),
+            **extra,
         )
-        touched = (
-            update(_sessions)
-            .where(_sessions.c.session_id == self.session_id)
-            .values(last_message_date=now)
-            .cte("touched")
-        )
-        # One statement, one round trip: the reply and the session's last message date.
-        return db.execute(select(stored.c.message_pk).add_cte(touched)).scalar()
 
     def _store_and_deliver(self, answer: Answer) -> int | None:
         message: dict[str, Any] = {"text": answer.user_text, "text_with_tags": answer.raw}
@@ -348,11 +257,7 @@ class AssistantTurn:
                 pk = self._insert_reply(db, message, event_name, **delivered)
                 if pk is not None:
                     message = {**message, **self._store_draft(db, answer)}
-                    db.execute(
-                        update(_messages)
-                        .where(_messages.c.message_pk == pk)
-                        .values(message=message)
-                    )
+                    message_queries.set_message_body(db, pk, message)
                     db.commit()
         else:
             # One statement, committing on its own (no BEGIN and COMMIT round trips).
@@ -375,7 +280,7 @@ class AssistantTurn:
         )
         if produced_text is None:
             produced_text = ProducedText(
-                user_id=db.get(Session, self.session_id).user_id,
+                user_id=db.get(ChatSession, self.session_id).user_id,
                 user_task_execution_fk=execution_pk,
                 session_id=self.session_id,
             )

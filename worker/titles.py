@@ -7,11 +7,12 @@ import logging
 from sqlalchemy import select, update
 
 from common import llm
+from common.celery.app import celery_app
+from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
-from common.emitter import emit_to_session
-from common.models import Message, Session, Task, UserTask, UserTaskExecution
+from common.delivery.emitter import emit_to_session
+from common.models import MOJO_SENDER, ChatSession, Message, Task, UserTask, UserTaskExecution
 from common.prompts import render_prompt
-from worker.celery_app import TITLE_TASK, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         ).all()
         task_name = row.Task.name
     conversation = [
-        {"role": "assistant" if m.sender == "mojo" else "user", "content": m.text} for m in messages
+        {"role": "assistant" if m.sender == MOJO_SENDER else "user", "content": m.text}
+        for m in messages
     ]
     prompt = render_prompt("title", task_name=task_name, conversation=conversation)
     try:
@@ -61,7 +63,9 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
             .values(title=title)
             .returning(UserTaskExecution.user_task_execution_pk)
         )
-        db.execute(update(Session).where(Session.session_id == session_id).values(title=title))
+        db.execute(
+            update(ChatSession).where(ChatSession.session_id == session_id).values(title=title)
+        )
         db.commit()
     if stored is not None:
         emit_to_session("user_task_execution_title", {"title": title}, session_id)

@@ -7,9 +7,10 @@ import logging
 from celery import Task
 
 from common import llm, metrics
+from common.celery.app import celery_app
+from common.celery.task_names import ASSISTANT_TURN_TASK
 from common.settings import get_settings
 from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
-from worker.celery_app import ASSISTANT_TURN_TASK, celery_app
 
 log = logging.getLogger(__name__)
 

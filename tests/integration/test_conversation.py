@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from common.scripted_llm import scripted_reply
+from devtools.scripted_llm import scripted_reply
 
 
 def expected_answer(text: str) -> str:

@@ -1,4 +1,4 @@
-"""`make run` end to end: `python -m common.devstack` on a machine with nothing configured.
+"""`make run` end to end: `python -m devtools.devstack` on a machine with nothing configured.
 
 One dev stack is started for the module, exactly as a developer's `make run` would start it
 (embedded PostgreSQL and Redis, the offline scripted LLM, migrations, the demo seed, then
@@ -33,8 +33,8 @@ import psutil
 import pytest
 import requests
 
-from common import devstack
-from common.embedded import LOOPBACK, free_port
+from devtools import devstack
+from devtools.embedded import LOOPBACK, free_port
 from tests.support.clients import Api, SocketClient, User
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ STOPPED_WITHIN_S = 30.0
 
 @dataclass
 class Devstack:
-    """The running `python -m common.devstack` and everything it printed so far."""
+    """The running `python -m devtools.devstack` and everything it printed so far."""
 
     proc: subprocess.Popen[str]
     data_dir: Path
@@ -204,7 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devstack]:
     env.update(DATA_DIR=str(data_dir), PORT=str(port), HOST=LOOPBACK, PYTHONUNBUFFERED="1")
     held = _hold_free_ports(PREFERRED_PORTS)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "common.devstack"],
+        [sys.executable, "-m", "devtools.devstack"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

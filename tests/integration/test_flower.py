@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from common.embedded import free_port
+from devtools.embedded import free_port
 from tests.support.clients import Api, SocketClient, User
 from tests.support.processes import BIN, ChildProcess, wait_until
 from tests.support.stack import Stack, isolated_stack

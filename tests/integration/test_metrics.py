@@ -14,12 +14,12 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.embedded import free_port
 from common.metrics import (
     KOMBU_PRIORITY_SEPARATOR,
     ClusterMetrics,
     queue_lengths,
 )
+from devtools.embedded import free_port
 from tests.support.metrics import Samples, scrape, settled_scrape, value
 from tests.support.processes import wait_until
 

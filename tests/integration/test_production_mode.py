@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from common.embedded import free_port
 from common.settings import DEV_JWT_SECRET
+from devtools.embedded import free_port
 from tests.support.processes import BIN, ROOT, web_node
 
 REAL_SECRET = "0123456789abcdef" * 4

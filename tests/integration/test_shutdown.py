@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from common.embedded import free_port
+from devtools.embedded import free_port
 from tests.support.clients import Api, SocketClient
 from tests.support.metrics import scrape, value
 from tests.support.processes import http_ok, wait_until, web_node

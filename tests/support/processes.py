@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from common.child_process import ChildProcess
+from devtools.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -81,7 +81,7 @@ def celery_worker(
 def scripted_llm(port: int, env: dict[str, str], log_dir: Path) -> ChildProcess:
     return ChildProcess(
         "scripted-llm",
-        [sys.executable, "-m", "common.scripted_llm", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "devtools.scripted_llm", "--host", "127.0.0.1", "--port", str(port)],
         env,
         log_dir,
     )

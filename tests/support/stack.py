@@ -12,7 +12,7 @@ import psycopg2
 import requests
 from sqlalchemy.engine import make_url
 
-from common.embedded import EmbeddedRedis, free_port
+from devtools.embedded import EmbeddedRedis, free_port
 from tests.support.processes import (
     BIN,
     ROOT,

@@ -1,4 +1,4 @@
-"""Task events (worker/celery_app.py), published to a real Redis broker.
+"""Task events (common/celery/event_dispatcher.py), published to a real Redis broker.
 
 Workers publish each task event, never buffer it: with the threads pool and an event
 loop, Celery 5.6.3's buffered events were dropped when a pool thread sent one while the
@@ -23,7 +23,7 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from worker.celery_app import SystemEvents, UnbufferedEventDispatcher
+from common.celery.event_dispatcher import SystemEvents, UnbufferedEventDispatcher
 
 WAIT_S = 10.0
 

@@ -1,7 +1,7 @@
-"""`make run`'s process lines (common/devstack.py)."""
+"""`make run`'s process lines (devtools/devstack.py)."""
 
-from common.devstack import process_commands
 from common.settings import Settings
+from devtools.devstack import process_commands
 
 
 def test_workers_and_beat_log_at_the_configured_level():

@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 import redis
 
-from common.embedded import (
+from devtools.embedded import (
     LOOPBACK,
     EmbeddedPostgres,
     EmbeddedRedis,

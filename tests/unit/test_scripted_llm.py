@@ -23,7 +23,7 @@ import openai
 import pytest
 import requests
 
-from common.scripted_llm import parse_directives, reply_chunks, scripted_reply
+from devtools.scripted_llm import parse_directives, reply_chunks, scripted_reply
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_WORDS = 12  # the fixture server's default answer length
@@ -31,9 +31,9 @@ MODEL = "scripted-test"
 
 
 def start_server(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m common.scripted_llm` on a free port; return it and its base URL."""
+    """Start `python -m devtools.scripted_llm` on a free port; return it and its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "common.scripted_llm", "--port", "0", *extra],
+        [sys.executable, "-m", "devtools.scripted_llm", "--port", "0", *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -7,7 +7,7 @@ from pydantic import RootModel
 
 from web.auth import current_user_id, require_user
 from web.openapi import OutputModel, responds
-from web.services import tasks
+from web.services import user_tasks
 from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
 
 
@@ -43,5 +43,5 @@ class UserTaskResource(Resource):
     def get(self, data: ListUserTasksInput):
         """The tasks available to the user, or one of them (user_task_pk)."""
         if data.user_task_pk is not None:
-            return tasks.get_user_task(current_user_id(), data.user_task_pk)
-        return tasks.list_user_tasks(current_user_id(), data.n_user_tasks, data.offset)
+            return user_tasks.get_user_task(current_user_id(), data.user_task_pk)
+        return user_tasks.list_user_tasks(current_user_id(), data.n_user_tasks, data.offset)

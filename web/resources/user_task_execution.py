@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, RootModel, field_validator
 
 from web.auth import current_user_id, require_user
 from web.openapi import OutputModel, responds
-from web.services import tasks
+from web.services import user_tasks
 from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
 
 
@@ -107,15 +107,15 @@ class UserTaskExecutionResource(Resource):
     @use_input(CreateExecutionInput, location="body")
     def put(self, data: CreateExecutionInput):
         """A new execution of a user task, with its own session and start form."""
-        return tasks.create_execution(current_user_id(), data.user_task_pk)
+        return user_tasks.create_execution(current_user_id(), data.user_task_pk)
 
     @responds(ExecutionOrList)
     @use_input(ListExecutionsInput, location="query")
     def get(self, data: ListExecutionsInput):
         """The user's task executions (search_filter on title, summary, task), or one."""
         if data.user_task_execution_pk is not None:
-            return tasks.get_execution(current_user_id(), data.user_task_execution_pk)
-        return tasks.list_executions(
+            return user_tasks.get_execution(current_user_id(), data.user_task_execution_pk)
+        return user_tasks.list_executions(
             current_user_id(), data.n_user_task_executions, data.offset, data.search_filter
         )
 
@@ -123,7 +123,7 @@ class UserTaskExecutionResource(Resource):
     @use_input(DeleteExecutionInput, location="query_or_body")
     def delete(self, data: DeleteExecutionInput):
         """Delete a task execution (soft delete), and its session."""
-        return tasks.delete_execution(current_user_id(), data.user_task_execution_pk)
+        return user_tasks.delete_execution(current_user_id(), data.user_task_execution_pk)
 
 
 class UserTaskExecutionRunResource(Resource):
@@ -133,7 +133,7 @@ class UserTaskExecutionRunResource(Resource):
     @use_input(RunExecutionInput, location="body", forms=True)
     def post(self, data: RunExecutionInput):
         """Fill in the start form and start the task's first assistant turn."""
-        return tasks.run_execution(
+        return user_tasks.run_execution(
             current_user_id(),
             data.user_task_execution_pk,
             [item.model_dump() for item in data.inputs],

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from common.emitter import emit_to_session
+from common.delivery.emitter import emit_to_session
 from common.models import UserTaskExecution
 from web.extensions import db
 

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 import redis
 from sqlalchemy import text
 
+from common.celery.app import celery_app
+from common.redis_clients import health_redis
 from common.settings import get_settings
 from web.extensions import db
-from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def _redis_client() -> redis.Redis:
-    timeout = get_settings().health_timeout_s
-    return redis.Redis.from_url(
-        get_settings().redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
-    )
 
 
 def _check_database() -> dict[str, Any]:
@@ -37,7 +29,7 @@ def _check_database() -> dict[str, Any]:
 
 def _check_redis() -> dict[str, Any]:
     try:
-        _redis_client().ping()
+        health_redis().ping()
         return {"ok": True}
     except redis.RedisError as exc:
         log.warning("health: redis down: %s", exc)

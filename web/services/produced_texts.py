@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from common.errors import BadRequest, Forbidden, NotFound
 from common.models import ProducedText, ProducedTextVersion, Task, UserTask
-from common.produced_texts import add_version, latest_version
+from common.queries.produced_texts import add_version, latest_version
 from web.extensions import db
 from web.services.sessions import get_owned_session
-from web.services.tasks import owned_execution
+from web.services.user_tasks import owned_execution
 
 
 def _payload(produced_text: ProducedText, version: ProducedTextVersion | None) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Handing an assistant turn to the Celery workers."""
+"""Handing an assistant turn to the Celery workers, by task name: the web node imports
+no task code."""
 
 from __future__ import annotations
 
-from worker.celery_app import ASSISTANT_TURN_TASK, celery_app
+from common.celery.app import celery_app
+from common.celery.task_names import ASSISTANT_TURN_TASK
 
 # The web request waits for the broker at most this long before answering 503.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}

@@ -1,5 +1,6 @@
-"""A child process in its own process group, logging to a file: how the test suite and
-the benchmark run web nodes, workers and the LLM server, and stop them."""
+"""Child processes in process groups of their own, logging to files: how the test suite,
+the benchmark and the compose test start web nodes, workers and the LLM server, and stop
+them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shlex
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,3 +94,16 @@ class ChildProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+def stop_all(procs: list[ChildProcess], timeout: float = 15.0) -> dict[str, float]:
+    """Stop processes together: SIGTERM to all first, then wait for each. Returns how long
+    each took to exit, counted from the SIGTERM."""
+    started = time.monotonic()
+    for proc in procs:
+        proc.terminate()
+    took = {}
+    for proc in procs:
+        proc.stop(max(0.1, timeout - (time.monotonic() - started)))
+        took[proc.name] = round(time.monotonic() - started, 2)
+    return took

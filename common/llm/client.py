@@ -9,44 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
 
 import openai
 
-try:  # the HTTP library under `openai`: httpx2 in recent releases, httpx before
-    import httpx2 as _http
-except ImportError:  # pragma: no cover - depends on the installed openai
-    import httpx as _http  # type: ignore[no-redef]
-
+from common.llm.reusable_stream import ReusableStream
 from common.settings import get_settings
-
-# What the caller may treat as "the LLM failed" (after the client's own retries).
-# Errors raised while iterating a stream (a connection that breaks off, a read
-# timeout) come unwrapped from the HTTP library.
-LLMError: tuple[type[Exception], ...] = (openai.APIError, _http.HTTPError)
-
-
-class _ReusableStream(openai.Stream[object]):
-    """openai's sync `Stream`, reading the body to its end at `[DONE]`.
-
-    The sync `Stream` stops reading at `[DONE]` and closes the response; an HTTP/1.1
-    connection with bytes left unread (the chunked body's last chunk) cannot go back to
-    the pool, so every turn opened a new TCP connection to the LLM (about 5% of the
-    turn worker's samples at saturation, in `make bench`'s profile). openai's async
-    `Stream` drains the body the same way. Nothing is expected after `[DONE]`: what
-    comes is discarded, and a failure while draining does not fail the finished answer.
-    """
-
-    def _iter_events(self) -> Iterator[Any]:
-        events = super()._iter_events()
-        for sse in events:
-            if sse.data.startswith("[DONE]"):
-                try:
-                    for _ in events:
-                        pass
-                except LLMError:
-                    pass
-            yield sse
 
 
 @lru_cache(maxsize=1)
@@ -90,7 +57,7 @@ def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
         },
         cast_to=object,
         stream=True,
-        stream_cls=_ReusableStream,
+        stream_cls=ReusableStream,
     )
     with stream:
         for chunk in stream:

@@ -1,6 +1,6 @@
-"""The CPU seconds and peak memory of a benchmark's processes, and stopping them.
+"""The CPU seconds and peak memory of a benchmark's processes.
 
-Every process is a common/child_process.py `ChildProcess.shell`: started the way honcho
+Every process is a devtools/processes.py `ChildProcess.shell`: started the way honcho
 starts it under `make run` (a shell line that `exec`s the program), in its own process
 group, logging to a file. A `ResourceMonitor`
 samples the resident memory of each watched process tree a few times a second and reads
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-
-from common.child_process import ChildProcess
 
 MB = 1024 * 1024
 
@@ -165,19 +163,6 @@ class ResourceMonitor:
 
     def close(self) -> None:
         self._stop.set()
-
-
-def stop_all(procs: list[ChildProcess], timeout: float = 15.0) -> dict[str, float]:
-    """Stop processes together: SIGTERM to all first, then wait for each. Returns how long
-    each took to exit, counted from the SIGTERM."""
-    started = time.monotonic()
-    for proc in procs:
-        proc.terminate()
-    took = {}
-    for proc in procs:
-        proc.stop(max(0.1, timeout - (time.monotonic() - started)))
-        took[proc.name] = round(time.monotonic() - started, 2)
-    return took
 
 
 def load_average() -> list[float]:

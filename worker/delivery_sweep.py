@@ -1,6 +1,5 @@
-"""Delivery tasks: send a stored assistant message, resend what clients have not
-acknowledged, and recover work that was lost (a worker killed mid-turn, a Redis
-restart that dropped queued tasks).
+"""The worker's half of acknowledged delivery: the first delivery of a stored assistant
+message, and the sweep that resends what clients have not acknowledged.
 
 Resends run as one sweep, not as one task per message. The sweep is a Celery task on
 the delivery queue: it claims every message whose last delivery is RESEND_INTERVAL_S old
@@ -32,22 +31,22 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 from redis.commands.core import Script
-from sqlalchemy import ColumnElement, Row, and_, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Row
 
 from common import metrics
+from common.celery.app import celery_app
+from common.celery.task_names import RESEND_TASK
 from common.db import with_db_session
-from common.delivery import StoredMessage, delivery_event, delivery_redis, publish_deliveries
+from common.delivery.protocol import StoredMessage, delivery_event
+from common.delivery.publishing import publish_deliveries
 from common.logging_setup import log_context
-from common.models import USER_SENDER, Message, awaiting_ack
+from common.queries import messages as message_queries
+from common.redis_clients import app_redis
 from common.settings import get_settings
-from worker.celery_app import ASSISTANT_TURN_TASK, RECOVER_TASK, RESEND_TASK, celery_app
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,6 @@ SWEEP_MIN_WAIT_S = 0.2
 # longer than the delivery queue is ever expected to lag.
 SWEEP_LEASE_GRACE_S = 10.0
 SWEEP_KEY = "system1:resend_sweep"
-# At most this many turns and first deliveries are restarted per recovery sweep.
-RECOVERY_BATCH = 500
 
 # Set the lease holder to ARGV[2] (for ARGV[3] ms) only if it is ARGV[1] ('' = nobody).
 _HAND_OVER_LUA = """
@@ -86,38 +83,20 @@ return 0
 
 @lru_cache(maxsize=1)
 def _hand_over_script() -> Script:
-    return delivery_redis().register_script(_HAND_OVER_LUA)
+    return app_redis().register_script(_HAND_OVER_LUA)
 
 
 @lru_cache(maxsize=1)
 def _release_script() -> Script:
-    return delivery_redis().register_script(_RELEASE_LUA)
+    return app_redis().register_script(_RELEASE_LUA)
 
 
 def _max_deliveries() -> int:
     return 1 + get_settings().resend_max_tries
 
 
-def _resendable(now: datetime) -> ColumnElement[bool]:
-    """Delivered at least once, tries left, last delivery within the recovery window
-    (older ones are left to the replay on joining the session)."""
-    window = timedelta(seconds=get_settings().recovery_window_s)
-    return and_(
-        awaiting_ack(),
-        Message.delivery_attempts >= 1,
-        Message.delivery_attempts < _max_deliveries(),
-        Message.last_delivery_at > now - window,
-    )
-
-
-@dataclass
-class StoredReply:
-    """A stored assistant message, as a delivery needs it (see common.delivery)."""
-
-    message_pk: int
-    session_id: str
-    event_name: str
-    message: dict[str, Any]
+def _recovery_window() -> timedelta:
+    return timedelta(seconds=get_settings().recovery_window_s)
 
 
 def start_delivery(message_pk: int) -> None:
@@ -125,12 +104,7 @@ def start_delivery(message_pk: int) -> None:
     a turn stores its reply as delivered once and calls `deliver_first` itself."""
     # Not durable: a first delivery forgotten in a crash is redone by the recovery sweep.
     with with_db_session(durable=False) as db:
-        message = db.scalar(
-            update(Message)
-            .where(Message.message_pk == message_pk, Message.delivery_attempts == 0, awaiting_ack())
-            .values(delivery_attempts=1, last_delivery_at=datetime.now(UTC))
-            .returning(Message)
-        )
+        message = message_queries.count_first_delivery(db, message_pk, datetime.now(UTC))
         db.commit()
     if message is None:
         return  # delivered already (a redelivered turn or recovery), or acknowledged
@@ -148,39 +122,21 @@ def deliver_first(message: StoredMessage) -> None:
 
 
 def _claim_due(now: datetime) -> list[Row]:
-    """Count one more delivery of up to RESEND_BATCH due messages, oldest first; the
-    columns a delivery needs, not ORM objects (thousands a second)."""
-    due = and_(
-        _resendable(now),
-        Message.last_delivery_at <= now - timedelta(seconds=get_settings().resend_interval_s),
-    )
-    # A CTE: PostgreSQL runs it once. As an IN (subquery), the planner may run the locking
-    # subquery again for every row and claim far more than RESEND_BATCH.
-    picked = (
-        select(Message.message_pk)
-        .where(due)
-        .order_by(Message.last_delivery_at)
-        .limit(RESEND_BATCH)
-        .with_for_update(skip_locked=True)
-        .cte("picked")
-    )
+    """Count one more delivery of up to RESEND_BATCH due messages, oldest first."""
+    settings = get_settings()
     # Not durable: an attempt count lost in a crash means one resend too many, dropped by
     # the client by its message_pk.
     with with_db_session(durable=False) as db:
-        rows = db.execute(
-            update(Message.__table__)
-            .where(Message.message_pk == picked.c.message_pk)
-            .values(delivery_attempts=Message.delivery_attempts + 1, last_delivery_at=now)
-            .returning(
-                Message.message_pk,
-                Message.session_id,
-                Message.event_name,
-                Message.message,
-                Message.delivery_attempts,
-            )
-        ).all()
+        rows = message_queries.claim_due_resends(
+            db,
+            now,
+            interval=timedelta(seconds=settings.resend_interval_s),
+            max_deliveries=_max_deliveries(),
+            window=_recovery_window(),
+            limit=RESEND_BATCH,
+        )
         db.commit()
-    return list(rows)
+    return rows
 
 
 def resend_due_messages() -> int:
@@ -209,13 +165,15 @@ def resend_due_messages() -> int:
             return resent
 
 
-def _next_wait() -> float | None:
+def next_resend_wait() -> float | None:
     """Seconds until the next message is due, at least SWEEP_MIN_WAIT_S; None when no
     message awaits a resend."""
     interval = get_settings().resend_interval_s
     now = datetime.now(UTC)
     with with_db_session() as db:
-        oldest = db.scalar(select(func.min(Message.last_delivery_at)).where(_resendable(now)))
+        oldest = message_queries.oldest_resendable_delivery(
+            db, now, _max_deliveries(), _recovery_window()
+        )
     if oldest is None:
         return None
     due_in = (oldest - now).total_seconds() + interval
@@ -243,13 +201,13 @@ def resend_unacknowledged(self) -> int:
     """One resend sweep: resend what is due, then schedule the next sweep, or end the
     chain when no message awaits a resend (a first delivery starts the next one)."""
     holder = self.request.id
-    if delivery_redis().get(SWEEP_KEY) != holder.encode():
+    if app_redis().get(SWEEP_KEY) != holder.encode():
         log.info("resend sweep %s stops: another sweep holds the chain", holder)
         return 0
     wait: float | None = get_settings().resend_interval_s
     try:
         resent = resend_due_messages()
-        wait = _next_wait()
+        wait = next_resend_wait()
     finally:
         # Even after a database error: the chain goes on and tries again.
         if wait is not None:
@@ -257,59 +215,6 @@ def resend_unacknowledged(self) -> int:
     # A message delivered while this sweep was ending found the lease still held and
     # started no chain: look again once the lease is released.
     released = wait is None and _release_script()(keys=[SWEEP_KEY], args=[holder])
-    if released and _next_wait() is not None:
+    if released and next_resend_wait() is not None:
         ensure_resend_sweep()
     return resent
-
-
-@celery_app.task(name=RECOVER_TASK, ignore_result=True)
-def recover_lost_work() -> dict[str, int]:
-    """Restart turns whose lease ran out, first deliveries that never happened, and the
-    resend sweep if no chain holds its lease.
-
-    Run periodically by Celery beat. Lost work comes from a worker killed mid-turn or
-    holding the sweep's countdown task, or a Redis restart that dropped queued tasks.
-    """
-    settings = get_settings()
-    now = datetime.now(UTC)
-    window_start = now - timedelta(seconds=settings.recovery_window_s)
-    stale_before = now - timedelta(seconds=3 * settings.resend_interval_s)
-    reply = aliased(Message)
-    with with_db_session() as db:
-        undelivered = db.scalars(
-            select(Message.message_pk)
-            .where(
-                awaiting_ack(),
-                Message.delivery_attempts == 0,
-                Message.creation_date < stale_before,
-                Message.creation_date > window_start,
-            )
-            .limit(RECOVERY_BATCH)
-        ).all()
-        turns = db.scalars(
-            select(Message.message_pk)
-            .where(
-                Message.sender == USER_SENDER,
-                Message.creation_date > window_start,
-                or_(Message.turn_lease_until.is_(None), Message.turn_lease_until < now),
-                ~exists().where(reply.in_reply_to_pk == Message.message_pk),
-            )
-            .limit(RECOVERY_BATCH)
-        ).all()
-    for message_pk in undelivered:
-        start_delivery(message_pk)
-    for message_pk in turns:
-        celery_app.send_task(ASSISTANT_TURN_TASK, args=[message_pk])
-    sweep_started = _next_wait() is not None and ensure_resend_sweep()
-    if undelivered or turns or sweep_started:
-        log.warning(
-            "recovered %s first deliveries and %s turn(s); resend sweep %s",
-            len(undelivered),
-            len(turns),
-            "started" if sweep_started else "running",
-        )
-    return {
-        "first_deliveries": len(undelivered),
-        "turns": len(turns),
-        "resend_sweep_started": int(sweep_started),
-    }

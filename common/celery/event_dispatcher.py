@@ -1,26 +1,21 @@
-"""The Celery application. Importing it registers no tasks: the web process
-uses it only to send tasks by name; workers load the task modules via
-`include`."""
+"""Celery's event dispatcher, publishing task events from a thread of its own.
+
+Why: Celery 5.6's `EventDispatcher.flush` drops events that pool threads send while it
+publishes (celery#10434): Flower showed turns RECEIVED forever. It can go once the
+pinned Celery carries the fix (PR #10435) and a benchmark shows the inline publish costs
+the first token nothing; see docs/performance.md, "Celery task events".
+"""
+
+from __future__ import annotations
 
 import logging
 import queue
 import threading
 from typing import Any
 
-from celery import Celery
 from celery.app.events import Events
 from celery.events import Event, EventDispatcher, group_from
-from celery.signals import worker_ready
 from celery.utils.time import utcoffset as celery_utcoffset
-
-from common import broker_transport
-from common.gc_tuning import freeze_startup_objects
-from common.logging_setup import install_celery_logging
-
-ASSISTANT_TURN_TASK = "system1.assistant_turn"
-RESEND_TASK = "system1.resend_unacknowledged"
-RECOVER_TASK = "system1.recover_lost_work"
-TITLE_TASK = "system1.generate_execution_title"
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +155,3 @@ class UnbufferedEventDispatcher(EventDispatcher):
 
 class SystemEvents(Events):
     dispatcher_cls = UnbufferedEventDispatcher
-
-
-broker_transport.install()
-celery_app = Celery(
-    "system1",
-    include=["worker.turns", "worker.delivery", "worker.titles"],
-    events=SystemEvents,
-)
-celery_app.config_from_object("celeryconfig")
-# Our log format (LOG_FORMAT) with task and request ids; task headers carry the ids.
-install_celery_logging()
-
-
-@worker_ready.connect
-def _freeze_startup_objects(**_: Any) -> None:
-    # Tasks run in this process (threads pool): what exists once it is ready lives as long
-    # as the worker.
-    freeze_startup_objects()

@@ -1,4 +1,4 @@
-"""The web node's half of acknowledged delivery.
+"""The web node's half of acknowledged delivery (common/delivery/ has the rest).
 
 Each web node listens on the delivery channel; for every request it emits the
 message to its own sockets in the session's room (a local emit, not through
@@ -17,14 +17,15 @@ from collections import Counter
 from typing import Any
 
 import redis
-from sqlalchemy import select
 
 from common import metrics
 from common.db import with_db_session
-from common.delivery import DELIVERY_CHANNEL, ack_matches, delivery_event, record_acks
+from common.delivery.acks import record_acks
+from common.delivery.protocol import ack_matches, delivery_event
+from common.delivery.publishing import DELIVERY_CHANNEL
 from common.logging_setup import log_context
-from common.models import Message, awaiting_ack
-from common.settings import get_settings
+from common.queries import messages as message_queries
+from common.redis_clients import subscriber_redis
 from web.extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def emit_with_ack(event: str, payload: dict[str, Any], to: str) -> None:
 def _listen_forever() -> None:
     wait_s = 0.5
     while True:
-        client = redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2)
+        client = subscriber_redis()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(DELIVERY_CHANNEL)
@@ -136,12 +137,7 @@ def ensure_delivery_listener() -> None:
 def replay_unacknowledged(session_id: str, sid: str) -> int:
     """Send the session's unacknowledged assistant messages to one socket."""
     with with_db_session() as db:
-        messages = db.scalars(
-            select(Message)
-            .where(Message.session_id == session_id, awaiting_ack())
-            .order_by(Message.message_pk)
-            .limit(REPLAY_LIMIT)
-        ).all()
+        messages = message_queries.unacknowledged_in_session(db, session_id, REPLAY_LIMIT)
     for message in messages:
         event, payload = delivery_event(message)
         emit_with_ack(event, payload, to=sid)

@@ -11,9 +11,9 @@ from sqlalchemy.orm import aliased
 from common.errors import Forbidden, NotFound, Unprocessable
 from common.models import (
     SYSTEM_SENDER,
+    ChatSession,
     ProducedText,
     ProducedTextVersion,
-    Session,
     Task,
     UserTask,
     UserTaskExecution,
@@ -72,7 +72,7 @@ def create_execution(user_id: str, user_task_pk: int) -> dict[str, Any]:
     if not user_task.enabled:
         raise Unprocessable("This task is disabled for this user.")
     task = db.session.get(Task, user_task.task_fk)
-    session = Session(user_id=user_id, mode="form", intro_done=False)
+    session = ChatSession(user_id=user_id, mode="form", intro_done=False)
     db.session.add(session)
     db.session.flush()
     json_inputs = [{**spec, "value": None} for spec in task.inputs]
@@ -193,7 +193,9 @@ def delete_execution(user_id: str, user_task_execution_pk: int) -> dict[str, Any
     now = datetime.now(UTC)
     execution.deleted_at = now
     db.session.execute(
-        update(Session).where(Session.session_id == execution.session_id).values(deleted_at=now)
+        update(ChatSession)
+        .where(ChatSession.session_id == execution.session_id)
+        .values(deleted_at=now)
     )
     db.session.commit()
     return {"user_task_execution_pk": user_task_execution_pk}

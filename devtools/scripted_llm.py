@@ -10,7 +10,7 @@ Answers depend only on the conversation, so a test can compute the expected text
 per conversation with directives in the last user message (see `parse_directives`), so one
 test can break one request without disturbing any other request served by the same process.
 
-Run it with `python -m common.scripted_llm [--port 8001] [--ttft-ms 0] ...`; it prints
+Run it with `python -m devtools.scripted_llm [--port 8001] [--ttft-ms 0] ...`; it prints
 `scripted LLM listening on http://HOST:PORT/v1` once it accepts connections (with
 `--port 0` the line carries the port the OS picked). Endpoints:
 
@@ -743,7 +743,7 @@ def _env_int(name: str, default: int) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """CLI flags; each numeric default can come from a SCRIPTED_LLM_* variable."""
     parser = argparse.ArgumentParser(
-        prog="python -m common.scripted_llm", description=__doc__.splitlines()[0]
+        prog="python -m devtools.scripted_llm", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(

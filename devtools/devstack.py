@@ -29,14 +29,14 @@ from pathlib import Path
 from honcho.manager import Manager
 from honcho.printer import Printer
 
-from common.embedded import (
+from common.settings import Settings, get_settings
+from devtools.embedded import (
     LOOPBACK,
     EmbeddedPostgres,
     EmbeddedRedis,
     free_port,
     port_is_free,
 )
-from common.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # The virtualenv's bin folder, so that gunicorn, celery and flask are the venv's own.
@@ -136,7 +136,7 @@ def scripted_llm_command(
     env["OPENAI_BASE_URL"] = f"http://{LOOPBACK}:{port}/v1"
     env["OPENAI_API_KEY"] = "scripted"
     say("No OPENAI_API_KEY/OPENAI_BASE_URL: using the offline scripted LLM")
-    return [sys.executable, "-m", "common.scripted_llm", "--host", LOOPBACK, "--port", str(port)]
+    return [sys.executable, "-m", "devtools.scripted_llm", "--host", LOOPBACK, "--port", str(port)]
 
 
 def flask(env: dict[str, str], *args: str, what: str) -> None:

@@ -1,17 +1,11 @@
 """kombu's Redis transport, publishing through one Redis client per channel.
 
-kombu's Redis channel builds a new `redis.Redis` client for every message it publishes
-(`conn_or_acquire` without a client). The client's constructor fills its table of
-response callbacks: about 60 us of CPU per publish, twice per PUT /user_message (the
-task, and its task-sent event for Flower) and once per task event of a turn in the
-worker (2.5% of the samples of each in py-spy profiles of `make bench`). One client is
-built per channel and connection pool instead. A `redis.Redis` over a connection pool is
-safe to share between threads and greenlets: each command takes a connection from the
-pool and gives it back.
+Why: kombu 5.x builds a new `redis.Redis` client for every message it publishes, and the
+constructor's CPU is paid on every PUT /user_message and task event. It can go when kombu
+reuses its publishing client (docs/performance.md, "Broker publishes").
 
-`install()` (worker/celery_app.py) makes it the transport of `redis://` URLs. Named by its
-alias rather than by Celery's `broker_transport` (an import path): a connection then
-still describes itself as `redis://...`, which Flower needs to read its queues.
+`install()` (common/celery/app.py) makes it the transport of `redis://` URLs, by alias so
+that a connection still describes itself as `redis://...`, which Flower reads.
 """
 
 from __future__ import annotations

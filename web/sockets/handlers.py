@@ -10,9 +10,9 @@ from flask_socketio import ConnectionRefusedError, join_room
 
 from common.errors import Unauthorized
 from web.auth import authenticated_user_id
-from web.delivery import ensure_delivery_listener, replay_unacknowledged
 from web.extensions import socketio
 from web.services.sessions import user_owns_session
+from web.sockets.delivery_listener import ensure_delivery_listener, replay_unacknowledged
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,10 @@
+"""The LLM side: an OpenAI-compatible endpoint through the `openai` package.
+
+`client` builds the process's client and streams chat completions, `errors` says what
+counts as a failed call, `reusable_stream` is a workaround of openai's sync `Stream`.
+"""
+
+from common.llm.client import complete_chat, delta_content, get_llm_client, stream_chat
+from common.llm.errors import LLMError
+
+__all__ = ["LLMError", "complete_chat", "delta_content", "get_llm_client", "stream_chat"]

@@ -1,0 +1,14 @@
+"""What a caller may treat as "the LLM failed", after the client's own retries."""
+
+from __future__ import annotations
+
+import openai
+
+try:  # the HTTP library under `openai`: httpx2 in recent releases, httpx before
+    import httpx2 as _http
+except ImportError:  # pragma: no cover - depends on the installed openai
+    import httpx as _http  # type: ignore[no-redef]
+
+# Errors raised while iterating a stream (a connection that breaks off, a read timeout)
+# come unwrapped from the HTTP library.
+LLMError: tuple[type[Exception], ...] = (openai.APIError, _http.HTTPError)
