@@ -53,7 +53,7 @@ TEST_WORKERS ?= 2
 test: lint browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-# The full benchmark against its floors (see README, "Benchmarks"). BENCH_ARGS passes
+# The full benchmark against its floors (see bench/README.md). BENCH_ARGS passes
 # options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
