@@ -52,8 +52,8 @@ accept_content = ["json"]
 task_ignore_result = True
 result_backend = None
 # There is no result backend (a stateless DisabledBackend), so one instance may serve
-# every thread. Otherwise Celery builds one per thread, and gevent makes every web
-# request a thread: about 2% of the web node's CPU per PUT /user_message.
+# every thread; otherwise Celery builds one per thread, and gevent makes every web
+# request a thread (docs/performance.md, "Result backend").
 result_backend_thread_safe = True
 
 # A turn is acknowledged only when done; a worker lost mid-turn gives it back.

@@ -2,7 +2,7 @@
 
 1. `FloorSession`: the scripted LLM streamed straight to the client with the `openai`
    package (AsyncOpenAI in this process, the request and chunk reading of System1's
-   common/llm.py), no backend in between.
+   common/llm/client.py), no backend in between.
 2. `MinimalClient`: a user of the minimal pipeline (bench/minimal_pipeline.py): joins a room,
    POSTs turns, receives `mojo_token` / `mojo_message` through the same Socket.IO path.
 """
@@ -63,7 +63,7 @@ class FloorSession:
             turn.sent_at = time.time()
             text = ""
             try:
-                # The request and the reading of chunks of common/llm.py's stream_chat.
+                # The request and the reading of chunks of common/llm/client.py's stream_chat.
                 stream = await self.client.post(
                     "/chat/completions",
                     body={

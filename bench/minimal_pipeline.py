@@ -114,7 +114,7 @@ def minimal_turn(room: str, text: str) -> None:
         interval_s, lambda so_far: emitter.emit("mojo_token", {"text": so_far}, to=room)
     )
     answer = ""
-    # System1's own LLM call (common/llm.py): one client per process, same request, same
+    # System1's own LLM call (common/llm/client.py): one client per process, same request, same
     # reading of the chunks.
     for delta in stream_chat([{"role": "user", "content": text}]):
         answer += delta

@@ -3,7 +3,7 @@
 The messages are inserted straight into md_message (assistant messages of sessions that
 no client has joined) as if each were delivered once during the next RESEND_INTERVAL_S,
 evenly spread (`count / RESEND_INTERVAL_S` first deliveries a second, as turns would store
-them): from then on the stack's resend sweep (worker/delivery.py) must resend as many a
+them): from then on the stack's resend sweep (worker/delivery_sweep.py) must resend as many a
 second, every second. (Dated in the past instead, the first resends would be due before
 the sweep, which plans its next run from the deliveries it knows of, could know of them.)
 The database is polled: each time a message's `delivery_attempts` goes up, its

@@ -76,10 +76,10 @@ def _ping_if_idle(dbapi_connection: Any, connection_record: Any, connection_prox
     replaced by a new connection (the pool retries on DisconnectionError).
 
     Why not `pool_pre_ping`: it pings at every checkout, a round trip before each
-    transaction, and the PUT /user_message path and a turn's start each check out a
-    connection. Under load a connection is back in use within milliseconds; one that did
-    fail in that window (PostgreSQL restarted within the second) fails its statement,
-    which answers 503 and makes the pool drop all its connections, as any disconnect does.
+    transaction on the path of every PUT /user_message and turn start (docs/performance.md,
+    "Pool pings"). A connection that failed within PING_AFTER_IDLE_S (PostgreSQL restarted
+    within the second) fails its statement, which answers 503 and makes the pool drop all
+    its connections, as any disconnect does.
     """
     last_used_at = connection_record.info.get("last_used_at")
     if last_used_at is not None and time.monotonic() - last_used_at < PING_AFTER_IDLE_S:
@@ -116,10 +116,8 @@ def get_engine(durable: bool = True, autocommit: bool = False) -> Engine:
     trip of its own.
 
     `autocommit=True`: for `autocommit_connection`; its connections are put in autocommit
-    once, when opened. Set per use instead (`Connection.execution_options`), it cost a
-    round trip at every return to the pool: psycopg2 going back from autocommit to READ
-    COMMITTED sends a query (strace: two sends per use instead of one; 3% of the web
-    node's CPU at saturation in `make bench`'s profile).
+    once, when opened: set per use, it cost a round trip at every return to the pool
+    (docs/performance.md, "Autocommit connections").
     """
     options: dict = dict(ENGINE_OPTIONS)
     if not durable:
@@ -139,8 +137,8 @@ def with_db_session(durable: bool = True) -> Iterator[Session]:
     makes safe to lose in a PostgreSQL crash (turn leases, delivery attempts, acks): its
     commit does not wait for the WAL to reach the disk (`synchronous_commit = off`). A
     crash may forget the last few hundred milliseconds of such writes, never corrupt
-    anything. Waiting for the flush costs a few milliseconds per commit (4-5 ms p50 on
-    the benchmark machine, see bench/results/), on the path of every token.
+    anything; waiting for the flush would cost every token's path milliseconds
+    (docs/performance.md, "Non-durable commits").
     """
     session = Session(get_engine(durable), expire_on_commit=False)
     try:
@@ -157,10 +155,9 @@ def autocommit_connection(durable: bool = True) -> Iterator[Connection]:
     """A Core connection on which every statement commits on its own, for work done in a
     single statement (or in statements that need not be atomic together).
 
-    psycopg2 otherwise sends a BEGIN before the first statement and a COMMIT after it,
-    each a round trip of its own: on a busy node each round trip also waits its turn in
-    the event loop, so two fewer matter on the path of every message (PUT
-    /user_message, a turn's claim; see README "Benchmarks").
+    psycopg2 otherwise sends a BEGIN before the first statement and a COMMIT after it:
+    two round trips more on the path of every message (docs/performance.md, "Autocommit
+    connections").
     """
     with get_engine(durable, autocommit=True).connect() as connection:
         yield connection

@@ -1,12 +1,11 @@
-"""Garbage collection in long-running processes: no pause of 100 ms on a token's path.
+"""Garbage collection in long-running processes: start-up objects kept out of it.
 
-A full collection scans every object the collector tracks. After start-up a web node or
-a worker holds hundreds of thousands of them (the modules of Flask, SQLAlchemy, Celery,
-`openai`, pydantic), none of which will ever be garbage; scanning them took 60-220 ms per
-full collection in `make bench` (gc callbacks in each process), and those pauses made the
-p99 of the time to first token. `gc.freeze()` moves what exists once the process is ready
-into the permanent generation, which collections skip: they then scan only what was
-made since, and cycles among new objects are still collected.
+A full collection scans every object the collector tracks, and after start-up a process
+holds hundreds of thousands that will never be garbage (the modules of Flask, SQLAlchemy,
+Celery, `openai`, pydantic): those scans made the p99 of the time to first token
+(docs/performance.md, "Garbage collection freeze"). `gc.freeze()` moves what exists once
+the process is ready into the permanent generation, which collections skip; cycles among
+new objects are still collected.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ to them, and a web node reads them when Prometheus scrapes it (web/metrics.py).
   turns them into Prometheus' cumulative buckets.
 
 Samples are added up in the process and written every FLUSH_INTERVAL_S, in one round
-trip, by a background thread (and at exit): a scrape sees them that much later. Writing
-each sample in its own round trip was about 6% of the turn worker's CPU at 50 streaming
-sessions (four writes a turn; py-spy in `make bench`).
+trip, by a background thread (and at exit): a scrape sees them that much later, and a
+turn waits for no metric write (docs/performance.md, "Metrics batching").
 
 Writing a metric never breaks a turn or a request: a Redis error is logged and the
 samples dropped, and writes are skipped for a few seconds after a failure so that a

@@ -81,9 +81,8 @@ class Settings(BaseSettings):
     turn_queue: str = "turns"
     delivery_queue: str = "delivery"
     # Turns are I/O-bound LLM streams and a turn holds its slot for the whole stream: a
-    # worker finishes at most turn_concurrency turns per turn duration. With 32 slots,
-    # 100 sessions of 1.2 s turns queued for 0.6 s p50 (README "Benchmarks"); 100 slots
-    # cost no throughput at saturation and about 10 MB of memory.
+    # worker finishes at most turn_concurrency turns per turn duration
+    # (docs/performance.md, "Turn concurrency").
     turn_concurrency: int = Field(default=100, gt=0)
 
     # Delivery: an unacknowledged message is resent every interval, at most max tries.

@@ -23,9 +23,8 @@ from web.extensions import db
 ALGORITHM = "HS256"
 
 # Tokens already checked (signature, expiry, and that their user exists), for a short
-# while. Every authenticated request used to decode the JWT and load the User row
-# (an ORM get, a database round trip: about 10% of the web node's CPU on the
-# PUT /user_message path, see bench/results/). Users are never deleted while their
+# while, so that a request does not pay a database round trip for them
+# (docs/performance.md, "Verified tokens cache"). Users are never deleted while their
 # tokens live, so a verdict may be reused briefly; an entry never outlives its
 # token's `exp`. Per process, bounded (least recently used go first); only successes.
 AUTH_CACHE_TTL_S = 30.0

@@ -24,8 +24,8 @@ def init_migrations(app: Flask) -> None:
     common/migrations/env.py reads, and the real `flask db` group).
 
     Imported here, on use, not by `create_app`: Flask-Migrate brings Alembic and
-    its dependencies, about 10 MB of memory in every web worker that never
-    migrates anything."""
+    its dependencies into memory, and a web worker never migrates anything
+    (docs/performance.md, "Flask-Migrate on use")."""
     if "migrate" in app.extensions:
         return
     # Alembic logs each plugin it sets up at import, now that logging is configured.

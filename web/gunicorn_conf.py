@@ -55,10 +55,10 @@ worker_connections = 4000
 timeout = 0
 graceful_timeout = 10
 # Idle HTTP keep-alive, in seconds. A chat client pauses longer than gunicorn's few
-# seconds between two messages: each PUT then paid for a new connection (about 12 ms
-# more per request here, see README "Benchmarks"). Longer than the usual proxy idle
-# timeout (nginx and most load balancers: 60 s), so that the proxy, not this node,
-# closes an idle connection: no request is sent on a connection being closed.
+# seconds between two messages, and each PUT then paid for a new connection
+# (docs/performance.md, "HTTP keep-alive"). Longer than the usual proxy idle timeout
+# (nginx and most load balancers: 60 s), so that the proxy, not this node, closes an
+# idle connection: no request is sent on a connection being closed.
 keepalive = 75
 accesslog = None
 # Several nodes may run on one machine; gunicorn's shared control socket would collide.

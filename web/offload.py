@@ -1,10 +1,10 @@
 """CPU-bound work off a web node's event loop.
 
-A web node is one gevent loop: a call that computes for 70 ms without yielding (hashing
-a password with scrypt, at registration and at each login) holds every request and
-Socket.IO connection of the node for those 70 ms, streams included. Such work runs in
-gevent's pool of native threads instead: hashlib releases the GIL while it hashes, so
-the loop goes on meanwhile.
+A web node is one gevent loop: a call that computes without yielding (hashing a password
+with scrypt, at registration and at each login) holds every request and Socket.IO
+connection of the node meanwhile, streams included (docs/performance.md, "Password
+hashing off the loop"). Such work runs in gevent's pool of native threads instead:
+hashlib releases the GIL while it hashes, so the loop goes on.
 """
 
 from __future__ import annotations

@@ -146,9 +146,8 @@ class AssistantTurn:
         self, connection: Connection, session: Any, history: list[tuple[str, Any]]
     ) -> list[dict[str, str]]:
         """The prompt: `session` is the claim's row (mode, user name and language),
-        `history` the (sender, message) pairs, newest first. Core rows, not ORM entities:
-        up to 50 Message entities per turn, each with its JSON and identity-map
-        bookkeeping, were a large part of the turn worker's database CPU."""
+        `history` the (sender, message) pairs, newest first: Core rows, not ORM entities
+        (docs/performance.md, "Claim with history")."""
         context = {
             "user_name": session.name,
             "language_code": session.language_code,
@@ -247,9 +246,9 @@ class AssistantTurn:
             message["user_task_execution_pk"] = self.task.user_task_execution_pk
         event_name = "draft_message" if answer.has_draft else "mojo_message"
         # Stored as delivered once, in the same statement: the delivery below follows the
-        # commit. The first delivery, with its own transaction counting it, was about a
-        # tenth of the turn worker's samples (py-spy in `make bench`). If the worker dies
-        # before publishing, the resend sweep delivers the message RESEND_INTERVAL_S later.
+        # commit, with no transaction of its own (docs/performance.md, "Reply stored as
+        # delivered"). If the worker dies before publishing, the resend sweep delivers the
+        # message RESEND_INTERVAL_S later.
         delivered = {"delivery_attempts": 1, "last_delivery_at": datetime.now(UTC)}
         if answer.has_draft:
             # The reply and the draft's new version, in one transaction.

@@ -7,13 +7,12 @@ the delivery queue: it claims every message whose last delivery is RESEND_INTERV
 web nodes to emit them (one Redis round trip per batch), then schedules itself with a
 countdown to the next message due, at least SWEEP_MIN_WAIT_S later. Nothing sleeps.
 
-Why not the architecture notes' countdown task per message: every resend was then a
-Celery task of its own (publish, reserve, ETA timer, ack: milliseconds of worker CPU
-each), so 10,000 unacknowledged messages, 2,000 resends a second, fell minutes behind on
-two cores (bench/results: p99 127 s late). A sweep resends hundreds of messages in a few
-milliseconds. What clients see is unchanged: the state is in PostgreSQL, a message is
-resent every RESEND_INTERVAL_S (late by at most the sweep's wait), at most
-RESEND_MAX_TRIES times, never once its ack is stored.
+Why not the architecture notes' countdown task per message: a Celery task per resend
+(publish, reserve, ETA timer, ack) fell minutes behind under thousands of unacknowledged
+messages (docs/performance.md, "Resend sweep vs countdown per message"). What clients see
+is unchanged: the state is in PostgreSQL, a message is resent every RESEND_INTERVAL_S
+(late by at most the sweep's wait), at most RESEND_MAX_TRIES times, never once its ack is
+stored.
 
 One sweep chain runs per deployment, and only while messages await a resend: a Redis key
 (SWEEP_KEY) names the task id that holds it, with a lease; each sweep hands it to its

@@ -1,8 +1,9 @@
 """Coalescing of streamed tokens into `mojo_token` emits.
 
 `mojo_token` carries the whole text so far, so one emit per model token
-costs O(n^2) bytes per answer. The first token goes out at once (it is what
-the user waits for); after that at most one emit per window.
+costs O(n^2) bytes per answer (docs/performance.md, "Token coalescing"). The
+first token goes out at once (it is what the user waits for); after that at
+most one emit per window.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ from kombu.transport import redis as kombu_redis
 
 
 class Channel(kombu_redis.Channel):
+    """Publishes through one client per connection pool: a `redis.Redis` over a pool is
+    safe to share between threads and greenlets."""
+
     _publishing_client: Any = None
 
     @contextmanager

@@ -25,20 +25,8 @@ CLOSE_TIMEOUT_S = 5.0
 
 
 class UnbufferedEventDispatcher(EventDispatcher):
-    """Publishes every event itself, in the order sent, never through the per-group buffer.
-
-    Why: a worker with an event loop (ours: Redis broker, `-P threads`) buffers its
-    `task-*` events and flushes them from the loop's thread, but with the threads pool
-    `task-started` and `task-succeeded` are sent from the pool threads. In Celery 5.6.3
-    `EventDispatcher.flush` publishes the buffer list and then empties it (`events[:] =
-    []`) while `send` appends to it without the lock: an event a pool thread appends
-    during the publish (a Redis round trip) is dropped, never sent. Turns lost their
-    started/succeeded events that way and Flower kept them RECEIVED forever (celery
-    issue #10434, fixed upstream by PR #10435). Events are published one by one, in the
-    order sent, by a thread of the dispatcher's own (a greenlet in a web node), off the
-    path of the task and of the request (`send`, `publish`); an event costs one Redis
-    PUBLISH instead of a share of a batched one.
-    """
+    """Publishes every event, in the order sent, from a thread of its own (a greenlet in a
+    web node), never through the per-group buffer that loses events (celery#10434)."""
 
     def __init__(
         self, *args: Any, buffer_group: Any = None, on_send_buffered: Any = None, **kwargs: Any
@@ -58,16 +46,9 @@ class UnbufferedEventDispatcher(EventDispatcher):
         Event: Any = Event,
         **fields: Any,
     ) -> None:
-        """Queue the event for this dispatcher's publisher thread, and return.
-
-        Why: the worker sends `task-received` before it hands a task to a pool thread, and
-        `task-started` before the task runs; published inline, each was a Redis round trip
-        (and, under load, a wait for the GIL after it) on the path of every turn's first
-        token. One thread publishes them in the order they were sent, each through a
-        producer of the app's pool. (Celery's own `send` also publishes under the
-        dispatcher's lock: with the threads pool, every thread waited for the others'
-        round trips.)
-        """
+        """Queue the event for this dispatcher's publisher thread, and return: published
+        inline, `task-received` and `task-started` were round trips on the path of every
+        turn's first token (docs/performance.md, "Celery task events")."""
         if not self.enabled:
             return
         group = group_from(type)
@@ -142,13 +123,9 @@ class UnbufferedEventDispatcher(EventDispatcher):
     ) -> None:
         """An event of the caller's (the web node's task-sent events, from Celery's
         `send_task`): queued for the publisher thread like the others; `producer` is not
-        used.
-
-        Celery publishes it through the producer of the task's message, under the
-        dispatcher's lock: the task-sent events of a web node went out one at a time, a
-        Redis round trip each (at saturation in `make bench`, PUT /user_message waited
-        190 ms at p50 in the Celery publish), and every PUT waited for its own. The task
-        itself is published before, by `send_task`: a worker may start it at once.
+        used. Celery would publish it under the dispatcher's lock, one PUT at a time
+        (docs/performance.md, "Celery task events"). The task itself is published before,
+        by `send_task`: a worker may start it at once.
         """
         self._queue(type, fields, blind, Event, retry, retry_policy)
 

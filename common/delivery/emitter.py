@@ -30,10 +30,9 @@ def _get_emitter() -> SocketIO:
         with _lock:
             if _emitter is None:
                 # Without an app, Flask-SocketIO is a write-only emitter. Its async
-                # mode is said, not detected: detection tries the gevent drivers first,
-                # which imports gevent into a threaded Celery worker (about 0.5 s with
-                # the GIL held, stalling every running turn at its first emit; seen with
-                # py-spy in `make bench`), and picks gevent where nothing is patched.
+                # mode is said, not detected: detection imports gevent into a threaded
+                # Celery worker, stalling its running turns, and picks gevent where
+                # nothing is patched (docs/performance.md, "Emitter async mode").
                 _emitter = SocketIO(message_queue=get_settings().redis_url, async_mode="threading")
     return _emitter
 

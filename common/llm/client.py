@@ -1,8 +1,8 @@
 """The LLM client: one `openai.OpenAI` per process, streaming chat completions.
 
-Building a client costs about 60 ms and its first request about 40 ms more
-(connection set-up), so it is created once per worker process and reused by
-every turn; the client is thread-safe.
+A client and its first connection are slow to set up, so one is created per worker
+process and reused by every turn (docs/performance.md, "LLM requests"); it is
+thread-safe.
 """
 
 from __future__ import annotations
@@ -35,16 +35,12 @@ def get_llm_client() -> openai.OpenAI:
 def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
     """Yield the text deltas of a streamed chat completion.
 
-    The request goes through the client's generic `post` (the very call that
-    `chat.completions.create` ends with: same HTTP client, timeouts, SSE parsing and
-    `openai.APIError`s), for two costs `create` adds on the path of every token
-    (measured with `make bench`, see bench/results/):
-
-    - before sending, `create` runs the whole conversation through its typed-parameter
-      transform: about 0.3 ms of CPU per message of history, 16 ms for 50 messages, on
-      the path of the first token. Our messages are plain strings: nothing to transform.
-    - each chunk is built into pydantic models (about 150 us of CPU per chunk, the largest
-      cost per token); read as plain JSON (`Stream[object]`), only its text is taken.
+    The request goes through the client's generic `post`, the very call that
+    `chat.completions.create` ends with (same HTTP client, timeouts, SSE parsing and
+    `openai.APIError`s), without what `create` adds on the path of every token: a
+    typed-parameter transform of the conversation, and pydantic models for each chunk
+    (docs/performance.md, "LLM requests"). Chunks are read as plain JSON
+    (`Stream[object]`), and only their text is taken.
     """
     settings = get_settings()
     stream = get_llm_client().post(

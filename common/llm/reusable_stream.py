@@ -17,15 +17,9 @@ from common.llm.errors import LLMError
 
 
 class ReusableStream(openai.Stream[object]):
-    """openai's sync `Stream`, reading the body to its end at `[DONE]`.
-
-    The sync `Stream` stops reading at `[DONE]` and closes the response; an HTTP/1.1
-    connection with bytes left unread (the chunked body's last chunk) cannot go back to
-    the pool, so every turn opened a new TCP connection to the LLM (about 5% of the
-    turn worker's samples at saturation, in `make bench`'s profile). openai's async
-    `Stream` drains the body the same way. Nothing is expected after `[DONE]`: what
-    comes is discarded, and a failure while draining does not fail the finished answer.
-    """
+    """openai's sync `Stream`, reading the body to its end at `[DONE]` so that the HTTP/1.1
+    connection can go back to the pool. Nothing is expected after `[DONE]`: what comes is
+    discarded, and a failure while draining does not fail the finished answer."""
 
     def _iter_events(self) -> Iterator[Any]:
         events = super()._iter_events()

@@ -1,3 +1,6 @@
+"""Alembic's environment for `flask db` (Flask-Migrate's template): runs the migrations
+of common/migrations/versions/ against the app's database."""
+
 import logging
 from logging.config import fileConfig
 

@@ -212,8 +212,8 @@ CLAIM_STATEMENT = (
 
 # The claim and the conversation up to the message answered (newest first) in one round
 # trip: one row per message of the history, each with the claim's answer; no row if the
-# claim took nothing. The history is read in the statement's snapshot, from before the
-# claim's update, which changes no message's text.
+# claim took nothing (docs/performance.md, "Claim with history"). The history is read in
+# the statement's snapshot, from before the claim's update, which changes no message's text.
 _claimed = CLAIM_STATEMENT.cte("claimed")
 _history = (
     select(
@@ -374,7 +374,8 @@ def claim_due_resends(
     (message_pk, session_id, event_name, message, delivery_attempts), not ORM objects."""
     due = and_(resendable(now, max_deliveries, window), Message.last_delivery_at <= now - interval)
     # A CTE: PostgreSQL runs it once. As an IN (subquery), the planner may run the locking
-    # subquery again for every row and claim far more than `limit`.
+    # subquery again for every row and claim far more than `limit` (docs/performance.md,
+    # "Resend sweep vs countdown per message").
     picked = (
         select(Message.message_pk)
         .where(due)

@@ -1,4 +1,4 @@
-"""The worker's LLM client (common/llm.py), against the scripted LLM over real HTTP."""
+"""The worker's LLM client (common/llm/client.py), against the scripted LLM over real HTTP."""
 
 from __future__ import annotations
 

@@ -40,13 +40,12 @@ _listener_lock = threading.Lock()
 
 
 class AckRecorder:
-    """Stores the acks this node receives in batches: one UPDATE per batch.
+    """Stores the acks this node receives in batches: one UPDATE per batch, not a
+    transaction per ack (docs/performance.md, "Ack batching").
 
-    Every delivered message comes back as an ack; storing each in its own transaction
-    (a pool checkout with its ping, the UPDATE, the commit) was about a fifth of the web
-    node's samples at saturation (py-spy in `make bench`). An ack is queued here and a
-    background task stores what is queued; acks that arrive while it waits for the
-    database go into the next batch. The client's ack callback never waits.
+    An ack is queued here and a background task stores what is queued; acks that arrive
+    while it waits for the database go into the next batch. The client's ack callback
+    never waits.
     """
 
     def __init__(self) -> None:
