@@ -128,12 +128,13 @@ class Message(db.Model):
             postgresql_where=text("in_reply_to_pk IS NOT NULL"),
         ),
         Index("ix_md_message_session_date", "session_id", "message_date", "message_pk"),
-        # The recovery sweep looks for new user messages often: keep it a small index.
-        # (ix_md_message_awaiting_ack, for the resend sweep, follows the class.)
+        # The recovery sweep looks for new messages a turn answers (a user's, or a task
+        # run's inputs) often: keep it a small index. (ix_md_message_awaiting_ack, for the
+        # resend sweep, follows the class.)
         Index(
-            "ix_md_message_user_creation",
+            "ix_md_message_answerable_creation",
             "creation_date",
-            postgresql_where=text("sender = 'user'"),
+            postgresql_where=text("sender IN ('user', 'system')"),
         ),
     )
 

@@ -439,13 +439,14 @@ def never_delivered(
 def unanswered_turns(
     db: DbSession, created_after: datetime, now: datetime, limit: int
 ) -> Sequence[int]:
-    """User messages of the window with no reply and no live lease: turns that were lost
-    (a worker killed mid-turn, a queued task dropped by a Redis restart)."""
+    """Messages a turn answers (a user's, or a task run's inputs), of the window, with no
+    reply and no live lease: turns that were lost (a worker killed mid-turn, a queued
+    task dropped by a Redis restart)."""
     reply = aliased(Message)
     return db.scalars(
         select(Message.message_pk)
         .where(
-            Message.sender == USER_SENDER,
+            Message.sender.in_(ANSWERABLE_SENDERS),
             Message.creation_date > created_after,
             or_(Message.turn_lease_until.is_(None), Message.turn_lease_until < now),
             ~exists().where(reply.in_reply_to_pk == Message.message_pk),

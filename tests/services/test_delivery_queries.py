@@ -313,11 +313,6 @@ def test_an_acknowledged_message_is_no_longer_replayed(reply):
         assert message_queries.unacknowledged_in_session(db, _session_of(db, message_pk), 10) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unanswered_turns looks for sender 'user' only, while a task run's turn answers "
-    "a 'system' message (claim_turn takes both): a lost task run is never queued again",
-)
 def test_recovery_finds_a_lost_turn_of_a_task_run(store, user_id, make_execution):
     execution = make_execution(user_id)
     run = store(
