@@ -32,6 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 OVERRIDE = HERE / "docker-compose.test.yml"
@@ -383,20 +385,31 @@ def build_app(base_image: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def compose_argv(env_file: Path) -> list[str]:
-    return [
-        "docker-compose",
-        "--project-name",
-        PROJECT,
-        "--project-directory",
-        str(ROOT),
-        "--env-file",
-        str(env_file),
-        "-f",
-        str(ROOT / "docker-compose.yml"),
-        "-f",
-        str(OVERRIDE),
-    ]
+def compose_argv(env_file: Path, files: list[Path] | None = None) -> list[str]:
+    """`docker-compose` for the test's project; by default the shipped file and the
+    override."""
+    files = files or [ROOT / "docker-compose.yml", OVERRIDE]
+    argv = ["docker-compose", "--project-name", PROJECT, "--project-directory", str(ROOT)]
+    argv += ["--env-file", str(env_file)]
+    for path in files:
+        argv += ["-f", str(path)]
+    return argv
+
+
+def render(env_file: Path, out: Path) -> Path:
+    """The shipped file merged with the override (`docker-compose config`), minus the
+    published `ports:` of host-network services, written to `out`.
+
+    Docker ignores published ports on the host network, but docker-compose 1.29 refuses
+    them ("host" network_mode is incompatible with port_bindings) and an override cannot
+    remove a list entry of the file it overrides: the merged file drops them instead.
+    """
+    merged = yaml.safe_load(run([*compose_argv(env_file), "config"]).stdout)
+    for service in merged["services"].values():
+        if service.get("network_mode") == "host":
+            service.pop("ports", None)
+    out.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return out
 
 
 def leftovers() -> dict[str, list[str]]:

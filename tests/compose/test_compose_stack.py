@@ -74,7 +74,8 @@ def port_is_free(port: int) -> bool:
 
 class ComposeStack:
     def __init__(self, env_file: Path, log_dir: Path):
-        self.argv = driver.compose_argv(env_file)
+        merged = driver.render(env_file, log_dir / "docker-compose.merged.yml")
+        self.argv = driver.compose_argv(env_file, [merged])
         self.log_dir = log_dir
 
     def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
