@@ -59,6 +59,8 @@ POSTGRES_PORT = 21432
 REDIS_PORT = 21379
 FLOWER_PORT = 21555
 WEB_PORTS = range(21500, 21510)
+# The package index the image build reads (during the build only).
+INDEX_PORT = 21590
 
 # Program -> the Debian package that installs it.
 TOOLS = {
@@ -347,9 +349,14 @@ def package_index(base_image: str) -> Path:
 
 @contextlib.contextmanager
 def serve(directory: Path) -> Iterator[str]:
-    """`directory` over HTTP on a free loopback port, for the time of the block."""
+    """`directory` over HTTP on loopback, for the time of the block: on INDEX_PORT if it
+    is free (the URL is a build argument: the same URL keeps Docker's layer cache of
+    `pip install`), else on any free port."""
     handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", INDEX_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
