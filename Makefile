@@ -60,7 +60,7 @@ test: lint browser
 # debootstrap where root and apt-get exist; where no Docker engine can run, it skips.
 compose-test: venv
 	@$(BIN)/python -m devtools.compose.driver tools
-	$(BIN)/python -m pytest tests/compose
+	$(BIN)/python -m pytest -s tests/compose
 
 # The full benchmark against its floors (see README, "Benchmarks"). BENCH_ARGS passes
 # options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.
