@@ -2,6 +2,7 @@
 #   make run     the whole stack (embedded PostgreSQL and Redis, offline LLM unless configured)
 #   make test    lint, then the test suite
 #   make browser Debian's chromium for the browser tests (make test runs it; may skip)
+#   make compose-test  the image built and the compose stack run, scaled and broken (may skip)
 #   make bench   the benchmark (minutes): results, table and plots in bench/results/
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 # Touched after a successful install: pip runs again only when a requirements file changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run lint format test browser bench bench-quick
+.PHONY: venv run lint format test browser compose-test bench bench-quick
 
 venv: $(STAMP)
 
@@ -51,7 +52,15 @@ browser:
 # suite mostly waits on sockets and countdowns, so this halves its time on 2 cores.
 TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/compose
+	$(MAKE) --no-print-directory compose-test
+
+# The Dockerfile and docker-compose.yml run for real (tests/compose/, a few minutes; cold,
+# the stand-in images are built first). Installs Debian's docker.io, docker-compose and
+# debootstrap where root and apt-get exist; where no Docker engine can run, it skips.
+compose-test: venv
+	@$(BIN)/python -m devtools.compose.driver tools
+	$(BIN)/python -m pytest -s tests/compose
 
 # The full benchmark against its floors (see bench/README.md). BENCH_ARGS passes
 # options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.
