@@ -190,7 +190,7 @@ def llm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The scripted LLM on the host, on a free loopback port."""
     log = tmp_path_factory.mktemp("llm") / "scripted-llm.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "common.scripted_llm", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "devtools.scripted_llm", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=open(log, "wb"),  # noqa: SIM115  (the child owns it)
