@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -214,8 +215,27 @@ class LiveSession:
         A first Ctrl-C calls `on_interrupt` (the stop) and keeps waiting for the
         stopped answer; a second one leaves (KeyboardInterrupt)."""
         turn = Turn()
-        interrupted = False
         deadline = time.monotonic() + timeout_s
+        # Ctrl-C becomes an event of the queue rather than an exception raised wherever
+        # the main thread happens to be (inside rich's or the queue's locks).
+        previous = None
+        if on_interrupt is not None and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda *_: self.events.put(("interrupt", {})))
+        try:
+            return self._wait_turn(turn, deadline, timeout_s, newest_version, on_interrupt)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _wait_turn(
+        self,
+        turn: Turn,
+        deadline: float,
+        timeout_s: float,
+        newest_version: int | None,
+        on_interrupt: Callable[[], None] | None,
+    ) -> Turn:
+        interrupted = False
         with Live(
             self._render(turn, streaming=True),
             console=self.console,
@@ -230,9 +250,9 @@ class LiveSession:
                     kind, data = self.events.get(timeout=min(remaining, 0.5))
                 except queue.Empty:
                     continue
-                except KeyboardInterrupt:
+                if kind == "interrupt":
                     if interrupted or on_interrupt is None:
-                        raise
+                        raise KeyboardInterrupt
                     interrupted = True
                     on_interrupt()
                     live.update(self._render(turn, streaming=True, note="stopping…"))

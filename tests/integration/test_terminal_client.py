@@ -190,7 +190,12 @@ def test_ctrl_c_during_an_answer_stops_it(api, user, stack):
     session_id = wait_until_answering(api, user)
 
     client.send_signal(signal.SIGINT)
-    out, err = client.communicate(timeout=30)
+    try:
+        out, err = client.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        client.send_signal(signal.SIGQUIT)
+        out, err = client.communicate(timeout=10)
+        raise AssertionError(out + err) from None
 
     assert client.returncode == 0, out + err
     assert "stopped · acknowledged ✓" in out
