@@ -219,8 +219,18 @@ class LiveSession:
         # Ctrl-C becomes an event of the queue rather than an exception raised wherever
         # the main thread happens to be (inside rich's or the queue's locks).
         previous = None
+        interrupts = 0
+
+        def on_sigint(*_: Any) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                # Leave at once: queued, it could come after the stopped answer.
+                raise KeyboardInterrupt
+            self.events.put(("interrupt", {}))
+
         if on_interrupt is not None and threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, lambda *_: self.events.put(("interrupt", {})))
+            previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             return self._wait_turn(turn, deadline, timeout_s, newest_version, on_interrupt)
         finally:
