@@ -81,6 +81,10 @@ class Api:
             {"session_id": session_id, "message_id": secrets.token_hex(16), "text": text},
         )
 
+    def stop_turn(self, session_id: str) -> dict[str, Any]:
+        """Stop the session's running answer (ApiError 409 if none is running)."""
+        return self.call("POST", "/assistant_turn_stop", {"session_id": session_id})
+
     # Tasks
 
     def user_tasks(self) -> list[dict[str, Any]]:

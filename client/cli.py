@@ -217,11 +217,21 @@ class Cli:
                 return 1
         return 0
 
+    def stop_answer(self) -> None:
+        """Ctrl-C during an answer: stop it (the stopped answer still arrives)."""
+        assert self.live is not None and self.live.session_id is not None
+        self.console.print("[dim]stopping the answer (Ctrl-C again to leave)[/]")
+        try:
+            self.api.stop_turn(self.live.session_id)
+        except ApiError as exc:
+            if exc.status != 409:  # 409: it ended on its own meanwhile
+                raise
+
     def turn(self) -> bool:
         assert self.live is not None
         try:
             newest = self.draft.version_index if self.draft else None
-            result = self.live.wait_turn(self.args.timeout, newest)
+            result = self.live.wait_turn(self.args.timeout, newest, self.stop_answer)
         except TurnError as exc:
             self.console.print(f"[red]✗ {exc}[/]")
             return False

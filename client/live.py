@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,12 +202,50 @@ class LiveSession:
             except queue.Empty:
                 return
 
-    def wait_turn(self, timeout_s: float, newest_version: int | None = None) -> Turn:
+    def wait_turn(
+        self,
+        timeout_s: float,
+        newest_version: int | None = None,
+        on_interrupt: Callable[[], None] | None = None,
+    ) -> Turn:
         """Render the turn live until its mojo_message / draft_message (acknowledged by
         the handler) or its error; then print it for good. `newest_version`: the
-        index of the draft's newest known version (a new draft is the next one)."""
+        index of the draft's newest known version (a new draft is the next one).
+
+        A first Ctrl-C calls `on_interrupt` (the stop) and keeps waiting for the
+        stopped answer; a second one leaves (KeyboardInterrupt)."""
         turn = Turn()
         deadline = time.monotonic() + timeout_s
+        # Ctrl-C becomes an event of the queue rather than an exception raised wherever
+        # the main thread happens to be (inside rich's or the queue's locks).
+        previous = None
+        interrupts = 0
+
+        def on_sigint(*_: Any) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                # Leave at once: queued, it could come after the stopped answer.
+                raise KeyboardInterrupt
+            self.events.put(("interrupt", {}))
+
+        if on_interrupt is not None and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            return self._wait_turn(turn, deadline, timeout_s, newest_version, on_interrupt)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _wait_turn(
+        self,
+        turn: Turn,
+        deadline: float,
+        timeout_s: float,
+        newest_version: int | None,
+        on_interrupt: Callable[[], None] | None,
+    ) -> Turn:
+        interrupted = False
         with Live(
             self._render(turn, streaming=True),
             console=self.console,
@@ -219,6 +259,13 @@ class LiveSession:
                 try:
                     kind, data = self.events.get(timeout=min(remaining, 0.5))
                 except queue.Empty:
+                    continue
+                if kind == "interrupt":
+                    if interrupted or on_interrupt is None:
+                        raise KeyboardInterrupt
+                    interrupted = True
+                    on_interrupt()
+                    live.update(self._render(turn, streaming=True, note="stopping…"))
                     continue
                 if kind == "token":
                     turn.answer = data.get("text", "")
@@ -253,13 +300,15 @@ class LiveSession:
                 text=data.get("produced_text") or "",
             )
 
-    def _render(self, turn: Turn, streaming: bool) -> RenderableType:
+    def _render(self, turn: Turn, streaming: bool, note: str = "writing…") -> RenderableType:
         if streaming:
-            parts: list[RenderableType] = [answer_panel(turn.answer, "writing…")]
+            parts: list[RenderableType] = [answer_panel(turn.answer, note)]
             if turn.draft is not None:
                 parts.append(draft_panel(turn.draft, "writing…"))
             return Group(*parts)
         status = "acknowledged ✓" if turn.acknowledged else ""
+        if turn.message.get("stopped"):
+            status = f"stopped · {status}"
         live_note = f"{turn.updates} live updates · " if turn.updates else ""
         parts = [answer_panel(turn.answer, f"{live_note}{status}")]
         if turn.draft is not None:

@@ -6,15 +6,27 @@ place (web/errors.py). Workers use them for the same meaning.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApiError(Exception):
-    """An error whose message is safe to show to the client."""
+    """An error whose message is safe to show to the client.
+
+    `extra` adds fields to the error's JSON body, `headers` headers to its answer.
+    """
 
     status = 400
 
-    def __init__(self, message: str):
+    def __init__(
+        self,
+        message: str,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class BadRequest(ApiError):
@@ -47,6 +59,10 @@ class UnsupportedMediaType(ApiError):
 
 class Unprocessable(ApiError):
     status = 422
+
+
+class TooManyRequests(ApiError):
+    status = 429
 
 
 class ServiceUnavailable(ApiError):

@@ -56,6 +56,12 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Assistant turns that ended in error: LLM failed for good, deadline, or a crash.",
         (),
     ),
+    "turns_stopped": ("Assistant turns stopped by their user (POST /assistant_turn_stop).", ()),
+    "llm_prompt_tokens": ("Prompt tokens of LLM calls (turns and titles), by model.", ("model",)),
+    "llm_completion_tokens": (
+        "Completion tokens of LLM calls (turns and titles), by model.",
+        ("model",),
+    ),
     "messages_delivered": (
         "Finished messages sent to the web nodes for the first time.",
         ("event",),
@@ -65,11 +71,21 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Characters of the field encoding, replaced in label values (a model's name is the LLM's).
+_LABEL_SEPARATORS = str.maketrans({"|": "_", ",": "_", "=": "_"})
+
+
 def counter_field(name: str, labels: dict[str, str] | None = None) -> str:
     """The hash field of a counter: `name` or `name|key=value,key=value`."""
     if not labels:
         return name
-    return name + "|" + ",".join(f"{key}={labels[key]}" for key in sorted(labels))
+    return (
+        name
+        + "|"
+        + ",".join(
+            f"{key}={str(labels[key]).translate(_LABEL_SEPARATORS)}" for key in sorted(labels)
+        )
+    )
 
 
 def parse_counter_field(field: str) -> tuple[str, dict[str, str]]:

@@ -166,6 +166,46 @@ def awaiting_ack() -> ColumnElement[bool]:
 Index("ix_md_message_awaiting_ack", Message.last_delivery_at, postgresql_where=awaiting_ack())
 
 
+class TurnUsage(db.Model):
+    """What one LLM call cost a user: an assistant turn (with its reply) or a title.
+
+    One row per call, dated, with the user's id: a day's totals (GET /usage, the daily
+    token limit) are one range scan of ix_md_turn_usage_user_created.
+    """
+
+    __tablename__ = "md_turn_usage"
+
+    usage_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("md_user.user_id", ondelete="CASCADE"))
+    # The assistant message of a turn; None for a title. Kept if the message goes: the
+    # tokens were spent all the same.
+    message_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("md_message.message_pk", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(255))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    # True when the LLM reported no usage and the counts are estimates.
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_to_first_token_ms: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('turn', 'title')", name="usage_kind_known"),
+        Index("ix_md_turn_usage_user_created", "user_id", "created_at"),
+        # One row per reply: a turn run twice (a redelivered task) stores one.
+        Index(
+            "uq_md_turn_usage_message_pk",
+            "message_pk",
+            unique=True,
+            postgresql_where=text("message_pk IS NOT NULL"),
+        ),
+    )
+
+
 class Task(db.Model):
     """A catalogue entry: what the model must produce and what it needs first."""
 

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     message_rate_limit: str = "60/minute"
     message_address_rate_limit: str = "300/minute"
 
+    # Tokens (prompt + completion, turns and titles) a user may spend per UTC day; past
+    # it, new messages and task runs get 429 until midnight UTC. 0: no limit.
+    user_daily_token_limit: int = Field(default=0, ge=0)
+
     # Queues
     turn_queue: str = "turns"
     delivery_queue: str = "delivery"

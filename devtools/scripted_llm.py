@@ -80,6 +80,7 @@ class Directives:
     words: int | None = None
     reply: str | None = None
     script: str | None = None
+    usage: int | None = None
 
 
 # Integer directives and the smallest value each accepts.
@@ -91,6 +92,7 @@ _INT_DIRECTIVES: dict[str, int] = {
     "ttft_ms": 0,
     "token_interval_ms": 0,
     "words": 0,
+    "usage": 0,
 }
 
 
@@ -109,6 +111,8 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     - `words=N`             length of the scripted answer, for this request
     - `reply=TEXT`          answer exactly TEXT
     - `script=NAME`         answer with the named script (see SCRIPTS)
+    - `usage=0`             report no usage even when asked for it (`include_usage`), as
+                            some OpenAI-compatible servers do; `usage=1` is the default
 
     Unknown names and malformed values raise ValueError (the server answers 400), because a
     silently ignored typo would make a fault test pass for the wrong reason. New directives
@@ -361,7 +365,8 @@ class Stats:
     """Counters for /_stats, so tests can see what the LLM side observed.
 
     `streams_broken` counts every stream that ended without `[DONE]`: a break or stall
-    directive, or the client going away early.
+    directive, or the client going away early; `streams_closed_by_client` the latter
+    alone (a client that closed the connection mid-stream, as a stopped turn does).
     """
 
     # TCP connections accepted: a client that reuses its connections opens few.
@@ -371,6 +376,7 @@ class Stats:
     streams_started: int = 0
     streams_finished: int = 0
     streams_broken: int = 0
+    streams_closed_by_client: int = 0
 
     def snapshot(self) -> dict[str, int]:
         data = asdict(self)
@@ -577,7 +583,8 @@ class ScriptedLLM:
             model=str(body.get("model") or self.model),
             ttft_s=_pick(directives.ttft_ms, self.knobs.ttft_ms) / 1000,
             interval_s=_pick(directives.token_interval_ms, self.knobs.token_interval_ms) / 1000,
-            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            include_usage=bool((body.get("stream_options") or {}).get("include_usage"))
+            and directives.usage != 0,
             sock=environ.get("scripted_llm.socket"),
         )
         if body.get("stream"):
@@ -617,7 +624,7 @@ class ScriptedLLM:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": self._usage(plan),
+            "usage": self._usage(plan) if plan.directives.usage != 0 else None,
         }
         return self._json(start_response, payload)
 
@@ -659,12 +666,16 @@ class ScriptedLLM:
             "last_chunk_at": None,
             "ended_at": None,
             "chunks": 0,
+            # Whether the client closed the connection before the end, and the usage
+            # reported in the last chunk (None if not asked for or not reached).
+            "closed_by_client": False,
+            "usage": None,
         }
         self.stream_log.append(record)
 
         def generate() -> Iterator[bytes]:
             stats.streams_started += 1
-            finished = False
+            finished = deliberate = False
             try:
                 # Flush the headers now: like the real API, create() returns before the first
                 # token, and the TTFT is spent waiting for chunks.
@@ -684,10 +695,12 @@ class ScriptedLLM:
                 if cut is not None:
                     if directives.break_after is None:
                         _stall(plan.sock)
+                    deliberate = True
                     raise _DeliberateBreak()
                 yield chunk({}, "stop")
                 if plan.include_usage:
-                    yield _sse({**head, "choices": [], "usage": self._usage(plan)})
+                    record["usage"] = self._usage(plan)
+                    yield _sse({**head, "choices": [], "usage": record["usage"]})
                 yield _sse("[DONE]")
                 finished = True
             finally:
@@ -696,6 +709,9 @@ class ScriptedLLM:
                     stats.streams_finished += 1
                 else:
                     stats.streams_broken += 1
+                    if not deliberate:
+                        stats.streams_closed_by_client += 1
+                        record["closed_by_client"] = True
 
         return generate()
 

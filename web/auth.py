@@ -117,5 +117,24 @@ def require_backoffice(handler: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def require_user_or_backoffice(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Resource method decorator: a user token (`g.user_id`), or the backoffice secret
+    (`g.backoffice` set, no user)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        secret = get_settings().backoffice_secret
+        given = request.headers.get("Authorization", "")
+        if secret and hmac.compare_digest(given.encode(), secret.encode()):
+            g.backoffice = True
+        else:
+            g.user_id = authenticated_user_id(given)
+        return handler(*args, **kwargs)
+
+    wrapper.requires_user = True  # type: ignore[attr-defined]
+    wrapper.requires_backoffice = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def current_user_id() -> str:
     return g.user_id

@@ -6,6 +6,7 @@ Clients never see a stack trace or SQL; the log keeps the detail.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import kombu.exceptions
 import redis.exceptions
@@ -33,8 +34,13 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _error(message: str, status: int, headers: dict[str, str] | None = None):
-    response = jsonify({"error": message})
+def _error(
+    message: str,
+    status: int,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+):
+    response = jsonify({"error": message, **(extra or {})})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -44,7 +50,7 @@ def _error(message: str, status: int, headers: dict[str, str] | None = None):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return _error(exc.message, exc.status)
+        return _error(exc.message, exc.status, exc.headers, exc.extra)
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded):

@@ -112,6 +112,12 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     503: ("ServiceUnavailable", "A dependency (database, broker) is down; retry shortly."),
 }
 
+# The 429 of the routes that start a turn, besides any rate limit of theirs.
+DAILY_LIMIT_REACHED = (
+    "Rate limited, or the daily token limit (USER_DAILY_TOKEN_LIMIT) is reached: the body "
+    "adds `limit` and `resets_at` (midnight UTC); retry after Retry-After seconds."
+)
+
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "token": {
         "type": "apiKey",
@@ -127,7 +133,10 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "header",
         "name": "Authorization",
-        "description": "The backoffice secret (BACKOFFICE_SECRET), for the task catalogue.",
+        "description": (
+            "The backoffice secret (BACKOFFICE_SECRET), for the task catalogue and for "
+            "anyone's usage."
+        ),
     },
 }
 
@@ -172,17 +181,21 @@ def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return re.sub(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>", replace, rule), parameters
 
 
-def _security(resource: type, method: str) -> str | None:
-    """The security scheme the Resource's `method_decorators` impose, if any."""
+def _security(resource: type, method: str) -> list[str]:
+    """The security schemes the Resource's `method_decorators` accept (any one of them)."""
     decorators = getattr(resource, "method_decorators", []) or []
     if isinstance(decorators, dict):
         decorators = decorators.get(method.lower(), [])
     for decorator in decorators:
         wrapped = decorator(lambda: None)
-        for attribute, scheme in SECURITY_ATTRIBUTES.items():
-            if getattr(wrapped, attribute, False):
-                return scheme
-    return None
+        schemes = [
+            scheme
+            for attribute, scheme in SECURITY_ATTRIBUTES.items()
+            if getattr(wrapped, attribute, False)
+        ]
+        if schemes:
+            return schemes
+    return []
 
 
 def _summary(handler: Callable[..., Any], method: str, path: str) -> tuple[str, str | None]:
@@ -200,7 +213,7 @@ class _Operation:
     handler: Callable[..., Any]
     path_parameters: list[dict[str, Any]]
     is_resource: bool
-    security: str | None
+    security: list[str]
 
 
 class _Builder:
@@ -316,9 +329,9 @@ class _Builder:
             operation["parameters"] = parameters
         if op.is_resource:
             standard.add(503)
-        if op.security is not None:
+        if op.security:
             standard |= {401, 403, 404}
-            operation["security"] = [{op.security: []}]
+            operation["security"] = [{scheme: []} for scheme in op.security]
         if getattr(handler, "rate_limited", False):
             standard.add(429)
         declared: dict[int, DeclaredResponse] = getattr(handler, "responses", {})
@@ -364,7 +377,7 @@ def _operations(app: Flask) -> list[_Operation]:
                 )
         elif getattr(view, "responses", None):
             for method in methods:
-                operations.append(_Operation(method, path, view, path_parameters, False, None))
+                operations.append(_Operation(method, path, view, path_parameters, False, []))
     return operations
 
 

@@ -13,6 +13,8 @@ from web.resources.metrics import MetricsResource
 from web.resources.produced_text import ProducedTextResource
 from web.resources.session import SessionResource
 from web.resources.task import TaskResource
+from web.resources.turn_stop import TurnStopResource
+from web.resources.usage import UsageResource
 from web.resources.user import UserResource
 from web.resources.user_message import UserMessageResource
 from web.resources.user_task import UserTaskResource
@@ -26,6 +28,8 @@ ROUTES: list[tuple[type, str]] = [
     (SessionResource, "/session"),
     (UserMessageResource, "/user_message"),
     (MessageResource, "/message"),
+    (TurnStopResource, "/assistant_turn_stop"),
+    (UsageResource, "/usage"),
     (UserTaskResource, "/user_task"),
     (UserTaskExecutionResource, "/user_task_execution"),
     (UserTaskExecutionRunResource, "/user_task_execution_run"),

@@ -44,14 +44,28 @@ from common.models import (
 from common.prompts import render_prompt
 from common.queries import messages as message_queries
 from common.queries.produced_texts import add_version, latest_version
+from common.queries.usage import usage_columns
 from common.settings import get_settings
 from common.tagged_stream import TaggedStreamParser, TaggedText
+from common.turn_stop import stop_requested
 from worker.delivery_sweep import deliver_first
 from worker.streaming import TokenCoalescer
 
 log = logging.getLogger(__name__)
 
 PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
+# A running turn reads its stop flag (one Redis round trip) at most this often.
+STOP_POLL_INTERVAL_S = 0.1
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def count_tokens(usage: llm.Usage) -> None:
+    """Add an LLM call's tokens to the cluster's counters, by model."""
+    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
+    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
 
 
 class TurnDeadlineExceeded(Exception):
@@ -70,10 +84,16 @@ class TaskContext:
 
 @dataclass
 class Answer:
-    """The finished answer: raw text, and what its tags say in a task turn."""
+    """The finished (or stopped) answer: raw text, what its tags say in a task turn, and
+    what it cost."""
 
     raw: str
     tagged: TaggedText | None = None
+    usage: llm.Usage | None = None
+    stopped: bool = False
+    finish_reason: str | None = None
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
 
     @property
     def user_text(self) -> str:
@@ -81,7 +101,22 @@ class Answer:
 
     @property
     def has_draft(self) -> bool:
-        return bool(self.tagged and self.tagged.has_execution and self.tagged.draft.strip())
+        # A stopped answer's partial draft is not a version.
+        return bool(
+            not self.stopped
+            and self.tagged
+            and self.tagged.has_execution
+            and self.tagged.draft.strip()
+        )
+
+    def flags(self) -> dict[str, bool]:
+        """The message's flags: each present only when it happened."""
+        flags = {
+            "stopped": self.stopped,
+            "truncated": self.finish_reason == "length",
+            "filtered": self.finish_reason == "content_filter",
+        }
+        return {name: True for name, value in flags.items() if value}
 
 
 class AssistantTurn:
@@ -110,6 +145,10 @@ class AssistantTurn:
                 return None
             history = [(row.sender, row.message) for row in rows if row.sender is not None]
             conversation = self._load_conversation(connection, rows[0], history)
+        if stop_requested(self.user_message_pk):
+            # Stopped while queued: end at once, with an empty text and no LLM call.
+            usage = llm.Usage(self._settings.llm_model, 0, 0, estimated=False)
+            return self._store_and_deliver(Answer("", usage=usage, stopped=True, duration_ms=0))
         answer = self._stream_answer(conversation)
         return self._store_and_deliver(answer)
 
@@ -198,12 +237,24 @@ class AssistantTurn:
         started = time.monotonic()
         deadline = started + self._settings.turn_deadline_s
         raw = ""
-        waiting_for_first_token = True
+        first_token_at: float | None = None
+        stopped = False
+        stop_checked_at = started
         shown = TaggedText(outside="", title="", draft="", has_execution=False)
-        for delta in llm.stream_chat(conversation):
-            if waiting_for_first_token:
-                metrics.record_time_to_first_token(time.monotonic() - started)
-                waiting_for_first_token = False
+        stream = llm.stream_chat(conversation)
+        for delta in stream:
+            now = time.monotonic()
+            if first_token_at is None:
+                first_token_at = now
+                metrics.record_time_to_first_token(now - started)
+            if now - stop_checked_at >= STOP_POLL_INTERVAL_S:
+                stop_checked_at = now
+                if stop_requested(self.user_message_pk):
+                    # Closing the response closes the connection: the LLM stops sending
+                    # (and billing). The chunk in hand is not shown: the user pressed Stop.
+                    stream.close()
+                    stopped = True
+                    break
             raw += delta
             if parser is None:
                 mojo_tokens.push(raw)
@@ -219,7 +270,16 @@ class AssistantTurn:
                 raise TurnDeadlineExceeded(f"turn ran past {self._settings.turn_deadline_s}s")
         mojo_tokens.flush()
         draft_tokens.flush()
-        return Answer(raw, parser.finish() if parser else None)
+        ended = time.monotonic()
+        return Answer(
+            raw,
+            parser.finish() if parser else None,
+            usage=stream.usage(),
+            stopped=stopped,
+            finish_reason=stream.finish_reason,
+            time_to_first_token_ms=_ms(first_token_at - started) if first_token_at else None,
+            duration_ms=_ms(ended - started),
+        )
 
     def _emit_draft_token(self, state: TaggedText) -> None:
         emit_to_session(
@@ -228,8 +288,16 @@ class AssistantTurn:
             self.session_id,
         )
 
-    def _insert_reply(self, db: Any, message: dict[str, Any], event_name: str, **extra: Any):
-        """Insert the reply unless one exists; its pk if this call stored it."""
+    def _insert_reply(
+        self,
+        db: Any,
+        message: dict[str, Any],
+        event_name: str,
+        usage: dict[str, Any] | None = None,
+        **extra: Any,
+    ):
+        """Insert the reply (and its usage) unless one exists; its pk if this call
+        stored it."""
         return message_queries.insert_reply(
             db,
             session_id=self.session_id,
@@ -237,6 +305,7 @@ class AssistantTurn:
             message=message,
             event_name=event_name,
             now=datetime.now(UTC),
+            usage=usage,
             **extra,
         )
 
@@ -244,6 +313,16 @@ class AssistantTurn:
         message: dict[str, Any] = {"text": answer.user_text, "text_with_tags": answer.raw}
         if self.task:
             message["user_task_execution_pk"] = self.task.user_task_execution_pk
+        usage = None
+        if answer.usage is not None:
+            message["usage"] = answer.usage.as_json()
+            usage = usage_columns(
+                answer.usage,
+                time_to_first_token_ms=answer.time_to_first_token_ms,
+                duration_ms=answer.duration_ms,
+                stopped=answer.stopped,
+            )
+        message.update(answer.flags())
         event_name = "draft_message" if answer.has_draft else "mojo_message"
         # Stored as delivered once, in the same statement: the delivery below follows the
         # commit, with no transaction of its own (docs/performance.md, "Reply stored as
@@ -253,7 +332,7 @@ class AssistantTurn:
         if answer.has_draft:
             # The reply and the draft's new version, in one transaction.
             with with_db_session() as db:
-                pk = self._insert_reply(db, message, event_name, **delivered)
+                pk = self._insert_reply(db, message, event_name, usage, **delivered)
                 if pk is not None:
                     message = {**message, **self._store_draft(db, answer)}
                     message_queries.set_message_body(db, pk, message)
@@ -261,10 +340,14 @@ class AssistantTurn:
         else:
             # One statement, committing on its own (no BEGIN and COMMIT round trips).
             with autocommit_connection() as connection:
-                pk = self._insert_reply(connection, message, event_name, **delivered)
+                pk = self._insert_reply(connection, message, event_name, usage, **delivered)
         if pk is None:
             log.info("message %s was answered by another run", self.user_message_pk)
             return None
+        if answer.usage is not None:
+            count_tokens(answer.usage)
+        if answer.stopped:
+            metrics.increment("turns_stopped")
         deliver_first(StoredReply(pk, self.session_id, event_name, message))
         if self.task and self.task.needs_title:
             celery_app.send_task(TITLE_TASK, args=[self.task.user_task_execution_pk])

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from common import llm
+from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
 from common.delivery.emitter import emit_to_session
 from common.models import MOJO_SENDER, ChatSession, Message, Task, UserTask, UserTaskExecution
 from common.prompts import render_prompt
+from common.queries import usage as usage_queries
+from common.queries.usage import usage_columns
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
     """Give the execution (and its session) a title, once, and tell the room."""
     with with_db_session() as db:
         row = db.execute(
-            select(UserTaskExecution, Task)
+            select(UserTaskExecution, Task, UserTask.user_id)
             .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
             .join(Task, Task.task_pk == UserTask.task_fk)
             .where(UserTaskExecution.user_task_execution_pk == user_task_execution_pk)
@@ -36,6 +40,7 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         if row is None or row.UserTaskExecution.title is not None:
             return None
         session_id = row.UserTaskExecution.session_id
+        user_id = row.user_id
         messages = db.scalars(
             select(Message)
             .where(Message.session_id == session_id, Message.in_error_state.is_(None))
@@ -48,10 +53,12 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         for m in messages
     ]
     prompt = render_prompt("title", task_name=task_name, conversation=conversation)
+    started = time.monotonic()
     try:
-        title = llm.complete_chat([{"role": "user", "content": prompt}])
+        title, usage = llm.complete_chat([{"role": "user", "content": prompt}])
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
+    duration_ms = round((time.monotonic() - started) * 1000)
     title = " ".join(title.strip().strip('"').split())[:TITLE_MAX_LENGTH] or task_name
     with with_db_session() as db:
         stored = db.scalar(
@@ -66,7 +73,12 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         db.execute(
             update(ChatSession).where(ChatSession.session_id == session_id).values(title=title)
         )
+        # Title requests cost the user tokens too (counted in GET /usage and the limit).
+        columns = usage_columns(usage, duration_ms=duration_ms)
+        usage_queries.record_title_usage(db, user_id, columns, datetime.now(UTC))
         db.commit()
+    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
+    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
     if stored is not None:
         emit_to_session("user_task_execution_title", {"title": title}, session_id)
     return title

@@ -30,6 +30,11 @@ def delivery_event(message: StoredMessage) -> tuple[str, dict[str, Any]]:
         "user_task_execution_pk": body.get("user_task_execution_pk"),
         "audio": False,
     }
+    if "usage" in body:
+        payload["usage"] = body["usage"]
+    for flag in ("stopped", "truncated", "filtered"):
+        if body.get(flag):
+            payload[flag] = True
     if message.event_name == "draft_message":
         for key in (
             "produced_text",

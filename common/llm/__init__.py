@@ -4,7 +4,22 @@
 counts as a failed call, `reusable_stream` is a workaround of openai's sync `Stream`.
 """
 
-from common.llm.client import complete_chat, delta_content, get_llm_client, stream_chat
+from common.llm.client import (
+    ChatStream,
+    Usage,
+    complete_chat,
+    delta_content,
+    get_llm_client,
+    stream_chat,
+)
 from common.llm.errors import LLMError
 
-__all__ = ["LLMError", "complete_chat", "delta_content", "get_llm_client", "stream_chat"]
+__all__ = [
+    "ChatStream",
+    "LLMError",
+    "Usage",
+    "complete_chat",
+    "delta_content",
+    "get_llm_client",
+    "stream_chat",
+]

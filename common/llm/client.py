@@ -8,7 +8,9 @@ thread-safe.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import openai
 
@@ -32,8 +34,92 @@ def get_llm_client() -> openai.OpenAI:
     )
 
 
-def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
-    """Yield the text deltas of a streamed chat completion.
+@dataclass
+class Usage:
+    """What one LLM call cost: as the LLM reported it, or estimated where it reported none."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Where the LLM reports no usage (some OpenAI-compatible servers ignore `stream_options`),
+# tokens are estimated at about four characters each: OpenAI's rule of thumb for English.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def _reported_usage(model: str, usage: Any) -> Usage | None:
+    """The usage object of a response or final chunk, if it carries token counts."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return Usage(model, prompt, completion, estimated=False)
+
+
+def _estimated_usage(model: str, messages: list[dict[str, str]], answer: str) -> Usage:
+    prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in messages)
+    return Usage(model, prompt, estimate_tokens(answer), estimated=True)
+
+
+class ChatStream:
+    """A streamed chat completion: iterate it for the text deltas; once it is done (or
+    closed early), `usage()` says what it cost and `finish_reason` why it ended.
+
+    Usage and the finish reason are read from the chunks as they pass, with no per-token
+    work beyond what `delta_content` did already.
+    """
+
+    def __init__(self, messages: list[dict[str, str]], stream: ReusableStream, model: str):
+        self._messages = messages
+        self._stream = stream
+        self.model = model
+        self.finish_reason: str | None = None
+        self._reported: Usage | None = None
+        self._text: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        with self._stream:
+            for chunk in self._stream:
+                if not isinstance(chunk, dict):
+                    continue
+                choices = chunk.get("choices")
+                if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
+                        self._text.append(content)
+                        yield content
+                    elif choice.get("finish_reason"):
+                        self.finish_reason = str(choice["finish_reason"])
+                elif "usage" in chunk:
+                    # The last chunk when include_usage was asked: no choices, the usage.
+                    self.model = str(chunk.get("model") or self.model)
+                    self._reported = _reported_usage(self.model, chunk["usage"])
+
+    def close(self) -> None:
+        """Close the HTTP response: the LLM sees the connection go, and stops sending."""
+        self._stream.close()
+
+    def usage(self) -> Usage:
+        """The usage the LLM reported; estimated from the texts if it reported none."""
+        if self._reported is not None:
+            return self._reported
+        return _estimated_usage(self.model, self._messages, "".join(self._text))
+
+
+def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
+    """A streamed chat completion; iterate it for the text deltas.
 
     The request goes through the client's generic `post`, the very call that
     `chat.completions.create` ends with (same HTTP client, timeouts, SSE parsing and
@@ -41,6 +127,8 @@ def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
     typed-parameter transform of the conversation, and pydantic models for each chunk
     (docs/performance.md, "LLM requests"). Chunks are read as plain JSON
     (`Stream[object]`), and only their text is taken.
+
+    The usage is asked for (`stream_options.include_usage`): it comes in a last chunk.
     """
     settings = get_settings()
     stream = get_llm_client().post(
@@ -50,16 +138,13 @@ def stream_chat(messages: list[dict[str, str]]) -> Iterator[str]:
             "messages": messages,
             "temperature": settings.llm_temperature,
             "stream": True,
+            "stream_options": {"include_usage": True},
         },
         cast_to=object,
         stream=True,
         stream_cls=ReusableStream,
     )
-    with stream:
-        for chunk in stream:
-            content = delta_content(chunk)
-            if content:
-                yield content
+    return ChatStream(messages, stream, settings.llm_model)
 
 
 def delta_content(chunk: object) -> str | None:
@@ -74,12 +159,16 @@ def delta_content(chunk: object) -> str | None:
     return content if isinstance(content, str) else None
 
 
-def complete_chat(messages: list[dict[str, str]]) -> str:
-    """A whole (non-streamed) chat completion, for short background prompts."""
+def complete_chat(messages: list[dict[str, str]]) -> tuple[str, Usage]:
+    """A whole (non-streamed) chat completion, for short background prompts: its text
+    and what it cost."""
     settings = get_settings()
     response = get_llm_client().chat.completions.create(
         model=settings.llm_model,
         messages=messages,  # type: ignore[arg-type]
         temperature=settings.llm_temperature,
     )
-    return response.choices[0].message.content or ""
+    text = response.choices[0].message.content or ""
+    model = response.model or settings.llm_model
+    reported = response.usage.model_dump() if response.usage is not None else None
+    return text, _reported_usage(model, reported) or _estimated_usage(model, messages, text)

@@ -43,6 +43,7 @@ from common.models import (
     User,
     awaiting_ack,
 )
+from common.queries.usage import insert_turn_usage_from
 
 _messages = Message.__table__
 _sessions = ChatSession.__table__
@@ -295,11 +296,14 @@ def insert_reply(
     message: dict[str, Any],
     event_name: str,
     now: datetime,
+    usage: dict[str, Any] | None = None,
     **columns: Any,
 ) -> int | None:
     """Insert the assistant's reply to a message unless one exists (a unique index
     decides), and date the session, in one statement; the reply's pk if this call
-    stored it, else None. `columns` sets more of the reply's columns."""
+    stored it, else None. `columns` sets more of the reply's columns; `usage` (the
+    columns of common/queries/usage.py's `usage_columns`) records what the turn cost,
+    in the same statement, only if the reply is inserted."""
     stored = (
         insert(_messages)
         .values(
@@ -325,7 +329,34 @@ def insert_reply(
         .values(last_message_date=now)
         .cte("touched")
     )
-    return connection.execute(select(stored.c.message_pk).add_cte(touched)).scalar()
+    statement = select(stored.c.message_pk).add_cte(touched)
+    if usage is not None:
+        statement = statement.add_cte(insert_turn_usage_from(stored, session_id, usage, now))
+    return connection.execute(statement).scalar()
+
+
+def newest_turn_of_session(db: DbSession, session_id: str) -> Row | None:
+    """The session's newest message of the user's side, with the pk of its reply (None
+    while its turn is queued or running) and the task holding its turn (None while
+    queued): (message_pk, turn_task_id, message, reply_pk); None if the session has none."""
+    reply = aliased(Message)
+    return db.execute(
+        select(
+            Message.message_pk,
+            Message.turn_task_id,
+            Message.message,
+            reply.message_pk.label("reply_pk"),
+        )
+        .outerjoin(reply, reply.in_reply_to_pk == Message.message_pk)
+        .where(Message.session_id == session_id, Message.sender.in_(ANSWERABLE_SENDERS))
+        .order_by(Message.message_pk.desc())
+        .limit(1)
+    ).first()
+
+
+def reply_pk_of(db: DbSession, user_message_pk: int) -> int | None:
+    """The pk of the reply to a message, if it is stored."""
+    return db.scalar(select(Message.message_pk).where(Message.in_reply_to_pk == user_message_pk))
 
 
 def set_message_body(db: DbSession, message_pk: int, message: dict[str, Any]) -> None:

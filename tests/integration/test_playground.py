@@ -335,3 +335,32 @@ def test_a_task_from_its_form_to_an_edited_draft(
     page.locator("#draft-versions button", has_text="v1").click()
     expect(draft_text).to_contain_text("Draft for Write an email.")
     expect(status).to_have_text("v1 acknowledged ✓")
+
+
+def test_stop_ends_a_streaming_answer_with_the_text_shown(
+    page: Any, api: Api, user: User, stack: Any
+) -> None:
+    log_in(page, user)
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_hidden()
+    composer = page.get_by_label("Your message")
+    composer.fill("A long story please [llm:words=200] [llm:token_interval_ms=100]")
+    composer.press("Enter")
+
+    answer = page.locator(".message.mojo").last
+    expect(answer).to_have_attribute("data-state", "streaming", timeout=TURN_TIMEOUT_MS)
+    expect(answer.locator(".bubble")).to_contain_text("scripted answer")
+    expect(stop).to_be_visible()
+    stop.click()
+
+    # The answer ends at once with what was shown, marked stopped, and is acknowledged.
+    expect(answer).to_have_attribute("data-state", "final", timeout=5_000)
+    expect(answer).to_have_attribute("data-stopped", "true")
+    expect(answer.locator(".status")).to_have_text("acknowledged ✓")
+    expect(stop).to_be_hidden()
+    shown = answer.locator(".bubble").inner_text()
+    sessions = api.call("GET", "/session", user.token).json()["sessions"]
+    stored = api.messages(user, sessions[0]["session_id"])[0]["message"]
+    assert stored["stopped"] is True
+    assert stored["text"] == shown
+    assert 0 < len(shown.split()) < 200

@@ -361,6 +361,11 @@ OWNED_ROUTES: dict[str, tuple[str, str, Callable[[Owned], dict[str, Any]]]] = {
         lambda o: {"json": {"session_id": o.session_id, "message_id": "m-x", "text": "Injected"}},
     ),
     "delete_session": ("DELETE", "/session", lambda o: {"params": {"session_id": o.session_id}}),
+    "post_assistant_turn_stop": (
+        "POST",
+        "/assistant_turn_stop",
+        lambda o: {"json": {"session_id": o.session_id}},
+    ),
     "delete_session_json_body": (
         "DELETE",
         "/session",

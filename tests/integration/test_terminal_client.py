@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -147,3 +149,68 @@ def test_a_wrong_password_is_one_clear_line(user, stack):
     assert result.returncode == 1
     assert "✗" in result.stdout and "password" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def start_client(stack: Any, user: User, *args: str) -> subprocess.Popen:
+    command, *options = args
+    env = {**os.environ, "COLUMNS": "160", "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+    env.pop("SYSTEM1_PASSWORD", None)
+    return subprocess.Popen(
+        [
+            *(str(BIN / "python"), "-m", "client", command, "--url", stack.base_url),
+            *("--email", user.email, "--password", user.password, "--timeout", "60"),
+            *options,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_answering(api: Api, user: User) -> str:
+    """The session of the client's message, once its answer has streamed for a while."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sessions = api.call("GET", "/session", user.token).json()["sessions"]
+        if sessions:
+            time.sleep(1.5)
+            return sessions[0]["session_id"]
+        time.sleep(0.1)
+    raise TimeoutError("the client sent no message")
+
+
+SLOW_STORY = "A long story [llm:words=400] [llm:token_interval_ms=50]"
+
+
+def test_ctrl_c_during_an_answer_stops_it(api, user, stack):
+    client = start_client(stack, user, "chat", "--new", "--message", SLOW_STORY)
+    session_id = wait_until_answering(api, user)
+
+    client.send_signal(signal.SIGINT)
+    try:
+        out, err = client.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        client.send_signal(signal.SIGQUIT)
+        out, err = client.communicate(timeout=10)
+        raise AssertionError(out + err) from None
+
+    assert client.returncode == 0, out + err
+    assert "stopped · acknowledged ✓" in out
+    stored = api.messages(user, session_id)[0]["message"]
+    assert stored["stopped"] is True
+    assert 0 < len(stored["text"].split()) < 400
+
+
+def test_a_second_ctrl_c_leaves(api, user, stack):
+    client = start_client(stack, user, "chat", "--new", "--message", SLOW_STORY)
+    wait_until_answering(api, user)
+
+    client.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    client.send_signal(signal.SIGINT)
+    out, err = client.communicate(timeout=30)
+
+    assert client.returncode == 130, out + err

@@ -378,6 +378,7 @@
     state.draft = null;
     state.editing = false;
     state.loadToken += 1;
+    showStop(false);
     $("#messages").replaceChildren();
     $("#task-form").hidden = true;
     $("#empty-hint").hidden = false;
@@ -452,6 +453,7 @@
         const version = addDraftVersion(body, true);
         attachDraftChip(item, version ? version.index : body.produced_text_version_index);
       }
+      if (body.stopped) markStopped(item);
     }
   }
 
@@ -512,7 +514,30 @@
     if (force || nearEnd) scroller.scrollTop = scroller.scrollHeight;
   }
 
+  /** The Stop button: shown from a message sent until its answer ends. */
+  function showStop(visible) {
+    const button = $("#stop");
+    button.hidden = !visible;
+    button.disabled = false;
+  }
+
+  /** Stop the answer of the open conversation (POST /assistant_turn_stop): the server
+   * ends it with the text streamed so far, as a mojo_message marked stopped. */
+  async function stopAnswer() {
+    const sessionId = state.view && state.view.sessionId;
+    if (!sessionId) return;
+    $("#stop").disabled = true;
+    try {
+      await api("POST", "/assistant_turn_stop", { session_id: sessionId });
+    } catch (error) {
+      showStop(false);
+      // 409: the answer ended on its own meanwhile.
+      if (error.status !== 409) showError(error.message);
+    }
+  }
+
   function streamAnswer(text) {
+    showStop(true);
     if (!state.streaming) {
       state.streaming = addMessage("mojo", "", { state: "streaming", status: "writing…" });
     }
@@ -533,6 +558,8 @@
     item.querySelector(".bubble").textContent = data.text || "";
     item.querySelector("time").textContent = timeOf();
     setStatus(item, "received", "");
+    showStop(false);
+    if (data.stopped) markStopped(item);
     if (data.produced_text_version_pk) {
       attachDraftChip(item, versionIndex || data.produced_text_version_index);
     }
@@ -540,7 +567,19 @@
     return item;
   }
 
+  /** A stopped answer says so beside its text (its status then shows the ack). */
+  function markStopped(item) {
+    item.dataset.stopped = "true";
+    if (item.querySelector(".stopped")) return;
+    item.querySelector(".meta").append(h("span", { className: "stopped" }, "stopped"));
+    if (state.draft && state.draft.streaming) {
+      state.draft.streaming = null;  // a stopped draft is not a version
+      renderDraft();
+    }
+  }
+
   function failAnswer(message) {
+    showStop(false);
     let item = state.streaming;
     state.streaming = null;
     if (!item) item = addMessage("mojo", "", {});
@@ -591,6 +630,8 @@
         item.dataset.state = "sent";
         setStatus(item, "sent", "");
       }
+      // Stop is offered while the answer is queued too (unless it came already).
+      if (!item.nextElementSibling) showStop(true);
     } catch (error) {
       state.awaitingReception = state.awaitingReception.filter((waiting) => waiting !== item);
       item.dataset.state = "failed";
@@ -758,6 +799,7 @@
 
   function streamDraft(title, text) {
     if (!state.draft) return;
+    showStop(true);
     state.draft.streaming = { title, text };
     renderDraft();
   }
@@ -901,6 +943,7 @@
     $("#logout").addEventListener("click", () => logout());
     $("#new-chat").addEventListener("click", () => newChat());
     $("#composer").addEventListener("submit", sendMessage);
+    $("#stop").addEventListener("click", stopAnswer);
     $("#composer-text").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();

@@ -10,6 +10,7 @@ from pydantic import Field
 from web.auth import current_user_id, require_user
 from web.openapi import OutputModel, responds
 from web.services import messages
+from web.sockets.events import MessageUsage
 from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
 
 
@@ -24,6 +25,10 @@ class ListMessagesInput(InputModel):
 class MessageBody(OutputModel):
     message_pk: int
     text: str
+    usage: MessageUsage | None = Field(default=None, description="Assistant messages: the cost.")
+    stopped: Literal[True] | None = Field(
+        default=None, description="Present (true) only on an answer the user stopped."
+    )
 
 
 class ListedMessage(OutputModel):

@@ -8,7 +8,7 @@ from flask_restful import Resource
 from pydantic import Field
 
 from web.auth import current_user_id, require_user
-from web.openapi import OutputModel, responds
+from web.openapi import DAILY_LIMIT_REACHED, Error, OutputModel, responds
 from web.ratelimit import rate_limited
 from web.services import messages
 from web.validation import InputModel, use_input
@@ -35,6 +35,7 @@ class UserMessageResource(Resource):
     method_decorators = [require_user]
 
     @responds(StoredUserMessage)
+    @responds(Error, 429, description=DAILY_LIMIT_REACHED)
     @rate_limited("message_rate_limit", per="user")
     @rate_limited("message_address_rate_limit", per="address")
     @use_input(UserMessageInput, location="body", forms=True)

@@ -9,7 +9,7 @@ from flask_restful import Resource
 from pydantic import BaseModel, Field, RootModel, field_validator
 
 from web.auth import current_user_id, require_user
-from web.openapi import OutputModel, responds
+from web.openapi import DAILY_LIMIT_REACHED, Error, OutputModel, responds
 from web.services import user_tasks
 from web.validation import MAX_PAGE_SIZE, InputModel, Offset, PageSize, use_input
 
@@ -130,6 +130,7 @@ class UserTaskExecutionRunResource(Resource):
     method_decorators = [require_user]
 
     @responds(ExecutionStarted)
+    @responds(Error, 429, description=DAILY_LIMIT_REACHED)
     @use_input(RunExecutionInput, location="body", forms=True)
     def post(self, data: RunExecutionInput):
         """Fill in the start form and start the task's first assistant turn."""

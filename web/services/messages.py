@@ -21,6 +21,7 @@ from web.extensions import db, socketio
 from web.services.execution_start import execution_for_session, mark_started
 from web.services.sessions import check_owned, get_owned_session
 from web.services.turns import enqueue_assistant_turn
+from web.services.usage import check_daily_token_limit
 
 TITLE_LENGTH = 60
 
@@ -36,8 +37,10 @@ def receive_user_message(
     """Store a user message and start the assistant turn that answers it.
 
     In a task execution's session the message belongs to the execution (its
-    first message starts it).
+    first message starts it). A user over the daily token limit gets TooManyRequests
+    and nothing is stored.
     """
+    check_daily_token_limit(user_id)
     stored = store_message_and_start_turn(user_id, session_id, message_id, text)
     if stored is not None:
         return stored

@@ -21,6 +21,7 @@ from common.models import (
 from web.extensions import db
 from web.services.execution_start import mark_started
 from web.services.messages import store_message_and_start_turn
+from web.services.usage import check_daily_token_limit
 
 RUN_MESSAGE_ID = "user_task_execution_run"
 
@@ -210,6 +211,7 @@ def run_execution(
     execution's session, so a repeated run starts no second turn.
     """
     execution = owned_execution(user_id, user_task_execution_pk)
+    check_daily_token_limit(user_id)  # before the inputs are stored
     known = {item["input_name"] for item in execution.json_inputs}
     unknown = [item["input_name"] for item in inputs if item["input_name"] not in known]
     if unknown:

@@ -56,6 +56,15 @@ class DraftToken(_Payload):
     session_id: str
 
 
+class MessageUsage(_Payload):
+    """What an assistant message cost."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = Field(description="True when the LLM reported no usage (estimates).")
+
+
 class MojoMessage(_Payload):
     message_pk: int
     text: str
@@ -63,6 +72,16 @@ class MojoMessage(_Payload):
     session_id: str
     user_task_execution_pk: int | None
     audio: bool
+    usage: MessageUsage | None = Field(default=None, description="What the answer cost.")
+    stopped: Literal[True] | None = Field(
+        default=None, description="Present (true) only when the user stopped the turn."
+    )
+    truncated: Literal[True] | None = Field(
+        default=None, description="Present (true) only when the model hit its answer limit."
+    )
+    filtered: Literal[True] | None = Field(
+        default=None, description="Present (true) only when the provider's filter cut it."
+    )
 
 
 class MojoMessageAck(_Payload):
