@@ -102,7 +102,7 @@ def isolated_stack(
     directory: Path,
     name: str,
     web_nodes: int = 1,
-    workers: tuple[str, ...] = ("turns,delivery",),
+    workers: tuple[str, ...] = ("turns,delivery,todos",),
     **settings: str,
 ) -> Stack:
     """A started stack with a Redis of its own (which a test may stop or
@@ -180,7 +180,7 @@ class Stack:
         self._start_node(index)
 
     def start_worker(
-        self, queues: str = "turns,delivery", concurrency: int = 8, beat: bool = True
+        self, queues: str = "turns,delivery,todos", concurrency: int = 8, beat: bool = True
     ) -> ChildProcess:
         name = f"worker-{len(self.workers)}"
         worker = celery_worker(name, queues, self.env, self.log_dir, concurrency, beat).start()
