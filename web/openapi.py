@@ -129,10 +129,23 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "name": "Authorization",
         "description": "The backoffice secret (BACKOFFICE_SECRET), for the task catalogue.",
     },
+    "webapp": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": (
+            "The Mojodex web app's server secret (MOJODEX_WEBAPP_SECRET), for the calls it "
+            "makes before anyone logs in."
+        ),
+    },
 }
 
 # Marks that web/auth.py's decorators leave on their wrappers -> security scheme.
-SECURITY_ATTRIBUTES = {"requires_user": "token", "requires_backoffice": "backoffice"}
+SECURITY_ATTRIBUTES = {
+    "requires_user": "token",
+    "requires_backoffice": "backoffice",
+    "requires_webapp_secret": "webapp",
+}
 
 DESCRIPTION = """\
 The REST half of System1's client protocol (the Mojodex backend's protocol).
