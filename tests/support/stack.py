@@ -25,6 +25,7 @@ from tests.support.processes import (
 )
 
 BACKOFFICE_SECRET = "test-backoffice-secret"
+WEBAPP_SECRET = "test-webapp-secret"
 
 GENEROUS_RATE_LIMITS = {
     "LOGIN_RATE_LIMIT": "100000/minute",
@@ -53,6 +54,7 @@ def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> d
         LOG_FORMAT="json",
         TOKEN_EMIT_INTERVAL_MS="20",
         BACKOFFICE_SECRET=BACKOFFICE_SECRET,
+        MOJODEX_WEBAPP_SECRET=WEBAPP_SECRET,
         LLM_MAX_RETRIES="1",
         LLM_RETRY_BACKOFF_S="0.2",
         TURN_LEASE_S="6",
