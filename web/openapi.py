@@ -151,8 +151,9 @@ DESCRIPTION = """\
 The REST half of System1's client protocol (the Mojodex backend's protocol).
 
 - **Authentication**: every route but register/login (`PUT`/`POST /user`), `/health`,
-  `/metrics` and the pages (`/`, `/docs`, this document) needs
-  `Authorization: <token>` (or `Bearer <token>`); `/task` needs the backoffice secret.
+  `/metrics`, `GET /language` and the pages (`/`, `/docs`, this document) needs
+  `Authorization: <token>` (or `Bearer <token>`); `/task` needs the backoffice secret,
+  `/is_email_service_configured` the Mojodex web app's secret.
   Tokens expire (401, "Token expired").
 - **Input**: JSON bodies for PUT/POST/DELETE, query strings for GET; DELETE also
   takes its fields from the query string. `PUT /user_message` and

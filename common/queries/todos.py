@@ -28,8 +28,18 @@ def owned_todos(user_id: str) -> Select[Any]:
     )
 
 
-def find_owned(db: DbSession, user_id: str, todo_pk: int) -> Todo | None:
-    return db.scalar(owned_todos(user_id).where(Todo.todo_pk == todo_pk, _listed))
+def find_with_owner(db: DbSession, todo_pk: int) -> tuple[Todo, str] | None:
+    """A todo not deleted (nor its execution), with its owner's user_id."""
+    row = db.execute(
+        select(Todo, UserTask.user_id)
+        .join(
+            UserTaskExecution,
+            UserTaskExecution.user_task_execution_pk == Todo.user_task_execution_fk,
+        )
+        .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
+        .where(Todo.todo_pk == todo_pk, _listed, UserTaskExecution.deleted_at.is_(None))
+    ).first()
+    return (row.Todo, row.user_id) if row else None
 
 
 def list_for_execution(

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from common.errors import BadRequest, Conflict, NotFound
+from common.errors import BadRequest, Conflict, Forbidden, NotFound
 from common.models import Todo, User
 from common.queries import todos as todo_queries
 from common.user_time import user_now
@@ -49,10 +49,13 @@ def list_todos(
 
 
 def _owned(user_id: str, todo_pk: int) -> Todo:
-    todo = todo_queries.find_owned(db.session, user_id, todo_pk)
-    if todo is None:
-        # Another user's todo is "unknown" too: todo pks are small integers, easy to try.
+    """The todo if it exists, is not deleted and belongs to the user."""
+    found = todo_queries.find_with_owner(db.session, todo_pk)
+    if found is None:
         raise NotFound(f"Unknown todo_pk {todo_pk}.")
+    todo, owner_id = found
+    if owner_id != user_id:
+        raise Forbidden("This todo belongs to another user.")
     return todo
 
 
