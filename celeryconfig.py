@@ -8,6 +8,7 @@ from common.celery.task_names import (
     RECOVER_TASK,
     RESEND_TASK,
     TITLE_TASK,
+    TODOS_TASK,
 )
 from common.settings import get_settings
 
@@ -28,6 +29,7 @@ broker_transport_options = {
 task_queues = (
     Queue(_settings.turn_queue, routing_key=_settings.turn_queue),
     Queue(_settings.delivery_queue, routing_key=_settings.delivery_queue),
+    Queue(_settings.todo_queue, routing_key=_settings.todo_queue),
 )
 task_default_queue = _settings.turn_queue
 task_routes = {
@@ -35,6 +37,7 @@ task_routes = {
     TITLE_TASK: {"queue": _settings.turn_queue},
     RESEND_TASK: {"queue": _settings.delivery_queue},
     RECOVER_TASK: {"queue": _settings.delivery_queue},
+    TODOS_TASK: {"queue": _settings.todo_queue},
 }
 
 # Celery beat (one per deployment) runs the recovery sweep.

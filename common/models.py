@@ -7,13 +7,14 @@ everything else is an integer primary key, as in the Mojodex protocol.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ColumnElement,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -52,6 +53,9 @@ class User(db.Model):
     language_code: Mapped[str | None] = mapped_column(String(16))
     terms_and_conditions_agreed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     company_fk: Mapped[int | None] = mapped_column(Integer)
+    # Minutes to add to local time to get UTC, as a browser's Date.getTimezoneOffset()
+    # gives it (Mojodex's timezone_offset): Paris in summer is -120.
+    timezone_offset: Mapped[int | None] = mapped_column(Integer)
     creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -266,6 +270,8 @@ class UserTaskExecution(db.Model):
     summary: Mapped[str | None] = mapped_column(Text)
     creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the follow-up actions (todos) of its first draft were extracted.
+    todos_extracted: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProducedText(db.Model):
@@ -317,3 +323,22 @@ class ProducedTextVersion(db.Model):
         ),
         CheckConstraint("author IN ('assistant', 'user')", name="author_known"),
     )
+
+
+class Todo(db.Model):
+    """A follow-up action the assistant found in a task execution's draft."""
+
+    __tablename__ = "md_todo"
+
+    todo_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_task_execution_fk: Mapped[int] = mapped_column(
+        ForeignKey("md_user_task_execution.user_task_execution_pk", ondelete="CASCADE"),
+        index=True,
+    )
+    description: Mapped[str] = mapped_column(Text)
+    # The day it is due, in the user's time zone.
+    scheduled_date: Mapped[date] = mapped_column(Date)
+    creation_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    read_by_user: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_by_user: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     jwt_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
     # Secret of the backoffice routes (/task); empty disables them.
     backoffice_secret: str = ""
+    # Secret the Mojodex web app's server sends (its own MOJODEX_WEBAPP_SECRET) for the
+    # routes it calls before anyone logs in (/is_email_service_configured); empty
+    # disables them.
+    mojodex_webapp_secret: str = ""
 
     # LLM (any OpenAI-compatible endpoint)
     openai_api_key: str | None = None
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     # Queues
     turn_queue: str = "turns"
     delivery_queue: str = "delivery"
+    # Background work on finished drafts (todo extraction): never in the way of turns.
+    todo_queue: str = "todos"
     # Turns are I/O-bound LLM streams and a turn holds its slot for the whole stream: a
     # worker finishes at most turn_concurrency turns per turn duration
     # (docs/performance.md, "Turn concurrency").

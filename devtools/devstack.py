@@ -58,6 +58,8 @@ REDIS_PORT = 6390
 LLM_PORT = 8001
 FLOWER_PORT = 5555
 DELIVERY_CONCURRENCY = 8
+# Todo extraction: one short LLM call per finished draft.
+TODO_CONCURRENCY = 4
 # How long the stack may take to report healthy before we print what /health says.
 READY_TIMEOUT_S = 60.0
 # Exit codes honcho reports when *we* stopped the stack on SIGINT / SIGTERM.
@@ -171,6 +173,7 @@ def process_commands(settings: Settings, llm: list[str] | None, flower_port: int
         "turns": f"{workers} -Q {settings.turn_queue} -c {settings.turn_concurrency} -n turns@%h",
         "delivery": f"{workers} -Q {settings.delivery_queue} -c {DELIVERY_CONCURRENCY}"
         " -n delivery@%h",
+        "todos": f"{workers} -Q {settings.todo_queue} -c {TODO_CONCURRENCY} -n todos@%h",
         # One beat per deployment: it runs the periodic recovery sweep.
         "beat": f"exec {celery} -A worker beat --loglevel {level}"
         f" --schedule {shlex.quote(str(resolved_data_dir(settings) / 'celerybeat-schedule'))}",

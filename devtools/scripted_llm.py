@@ -44,6 +44,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any
 
 DEFAULT_MODEL = "scripted"
@@ -245,6 +246,8 @@ def history_script(conversation: Conversation) -> str:
 
 TASK_MARKER = "<execution><title>"
 TITLE_MARKER = "Write a short title"
+TODOS_MARKER = "List the follow-up actions"
+_TODAY = re.compile(r"Today is (\d{4}-\d{2}-\d{2})")
 
 
 def _task_name(conversation: Conversation) -> str:
@@ -277,11 +280,28 @@ def title_script(conversation: Conversation) -> str:
     return f"{_task_name(conversation)}: first draft"
 
 
+def todos_script(conversation: Conversation) -> str:
+    """Two follow-up actions of a task, as the JSON the todo prompt asks for: one due
+    the day after the prompt's "Today is", one a week after it."""
+    texts = [message_text(m) for m in conversation.messages]
+    found = next((m for m in map(_TODAY.search, texts) if m), None)
+    today = date.fromisoformat(found.group(1)) if found else date(2000, 1, 1)
+    name = _task_name(conversation)
+    todos = [
+        {"description": f"Send the result of {name}.", "due_date": today + timedelta(days=1)},
+        {"description": f"Follow up on {name}.", "due_date": today + timedelta(days=7)},
+    ]
+    return json.dumps(
+        {"todos": [{**todo, "due_date": todo["due_date"].isoformat()} for todo in todos]}
+    )
+
+
 SCRIPTS: dict[str, Script] = {
     "echo": echo_script,
     "history": history_script,
     "task": task_script,
     "title": title_script,
+    "todos": todos_script,
 }
 
 
@@ -293,13 +313,15 @@ def pick_script(conversation: Conversation) -> Script:
     here from the messages (say, a marker in the system prompt or the turn count). Whatever
     is chosen must depend only on `conversation`. `[llm:script=NAME]` picks one by name;
     otherwise a task prompt (it asks for `<execution>` tags) plays the task script, and a
-    title request the title script.
+    title request the title script, a todo request the todos script.
     """
     if conversation.directives.script:
         return SCRIPTS[conversation.directives.script]
     texts = [message_text(m) for m in conversation.messages]
     if any(text.startswith(TITLE_MARKER) for text in texts):
         return title_script
+    if any(text.startswith(TODOS_MARKER) for text in texts):
+        return todos_script
     if any(TASK_MARKER in text for text in texts if text):
         return task_script
     return echo_script

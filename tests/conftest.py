@@ -100,7 +100,7 @@ def make_stack(database_url: str, llm_url: str, tmp_path: Path) -> Iterator[Call
     created: list[Stack] = []
 
     def _make(
-        web_nodes: int = 1, workers: tuple[str, ...] = ("turns,delivery",), **settings: str
+        web_nodes: int = 1, workers: tuple[str, ...] = ("turns,delivery,todos",), **settings: str
     ) -> Stack:
         name = f"isolated_{len(created)}"
         stack = isolated_stack(

@@ -136,5 +136,24 @@ def require_user_or_backoffice(handler: Callable[..., Any]) -> Callable[..., Any
     return wrapper
 
 
+def require_webapp_secret(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Resource method decorator: the Authorization header must carry the secret the
+    Mojodex web app's server sends for calls made before anyone logs in
+    (MOJODEX_WEBAPP_SECRET, as Mojodex names it on both sides)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        secret = get_settings().mojodex_webapp_secret
+        if not secret:
+            raise Forbidden("This route is disabled: set MOJODEX_WEBAPP_SECRET.")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            raise Unauthorized("Invalid web app secret.")
+        return handler(*args, **kwargs)
+
+    wrapper.requires_webapp_secret = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def current_user_id() -> str:
     return g.user_id

@@ -138,17 +138,31 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
             "anyone's usage."
         ),
     },
+    "webapp": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": (
+            "The Mojodex web app's server secret (MOJODEX_WEBAPP_SECRET), for the calls it "
+            "makes before anyone logs in."
+        ),
+    },
 }
 
 # Marks that web/auth.py's decorators leave on their wrappers -> security scheme.
-SECURITY_ATTRIBUTES = {"requires_user": "token", "requires_backoffice": "backoffice"}
+SECURITY_ATTRIBUTES = {
+    "requires_user": "token",
+    "requires_backoffice": "backoffice",
+    "requires_webapp_secret": "webapp",
+}
 
 DESCRIPTION = """\
 The REST half of System1's client protocol (the Mojodex backend's protocol).
 
 - **Authentication**: every route but register/login (`PUT`/`POST /user`), `/health`,
-  `/metrics` and the pages (`/`, `/docs`, this document) needs
-  `Authorization: <token>` (or `Bearer <token>`); `/task` needs the backoffice secret.
+  `/metrics`, `GET /language` and the pages (`/`, `/docs`, this document) needs
+  `Authorization: <token>` (or `Bearer <token>`); `/task` needs the backoffice secret,
+  `/is_email_service_configured` the Mojodex web app's secret.
   Tokens expire (401, "Token expired").
 - **Input**: JSON bodies for PUT/POST/DELETE, query strings for GET; DELETE also
   takes its fields from the query string. `PUT /user_message` and

@@ -7,12 +7,19 @@ from typing import Any
 from flask_restful import Api
 
 from web.playground import register_playground
+from web.resources.email_service import EmailServiceResource
 from web.resources.health import HealthResource
+from web.resources.language import LanguageResource
 from web.resources.message import MessageResource
 from web.resources.metrics import MetricsResource
+from web.resources.onboarding import OnboardingResource
 from web.resources.produced_text import ProducedTextResource
+from web.resources.purchase import PurchaseResource
 from web.resources.session import SessionResource
 from web.resources.task import TaskResource
+from web.resources.terms_and_conditions import TermsAndConditionsResource
+from web.resources.timezone import TimezoneResource
+from web.resources.todos import TodosResource
 from web.resources.turn_stop import TurnStopResource
 from web.resources.usage import UsageResource
 from web.resources.user import UserResource
@@ -22,6 +29,10 @@ from web.resources.user_task_execution import (
     UserTaskExecutionResource,
     UserTaskExecutionRunResource,
 )
+from web.resources.user_task_execution_produced_text import (
+    UserTaskExecutionProducedTextResource,
+)
+from web.resources.user_task_execution_title import UserTaskExecutionTitleResource
 
 ROUTES: list[tuple[type, str]] = [
     (UserResource, "/user"),
@@ -33,7 +44,17 @@ ROUTES: list[tuple[type, str]] = [
     (UserTaskResource, "/user_task"),
     (UserTaskExecutionResource, "/user_task_execution"),
     (UserTaskExecutionRunResource, "/user_task_execution_run"),
+    (UserTaskExecutionTitleResource, "/user_task_execution_title"),
+    (UserTaskExecutionProducedTextResource, "/user_task_execution_produced_text"),
     (ProducedTextResource, "/produced_text"),
+    (TodosResource, "/todos"),
+    # What the Mojodex web app asks around its pages (docs/mojodex-webapp.md).
+    (OnboardingResource, "/onboarding"),
+    (TermsAndConditionsResource, "/terms_and_conditions"),
+    (LanguageResource, "/language"),
+    (TimezoneResource, "/timezone"),
+    (PurchaseResource, "/purchase"),
+    (EmailServiceResource, "/is_email_service_configured"),
     (TaskResource, "/task"),
     (HealthResource, "/health"),
     (MetricsResource, "/metrics"),

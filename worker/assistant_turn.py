@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from common import llm, metrics
 from common.celery.app import celery_app
-from common.celery.task_names import TITLE_TASK
+from common.celery.task_names import TITLE_TASK, TODOS_TASK
 from common.db import autocommit_connection, with_db_session
 from common.delivery.emitter import emit_to_session
 from common.delivery.protocol import StoredReply
@@ -48,6 +48,7 @@ from common.queries.usage import usage_columns
 from common.settings import get_settings
 from common.tagged_stream import TaggedStreamParser, TaggedText
 from common.turn_stop import stop_requested
+from common.user_time import prompt_dates
 from worker.delivery_sweep import deliver_first
 from worker.streaming import TokenCoalescer
 
@@ -190,7 +191,8 @@ class AssistantTurn:
         context = {
             "user_name": session.name,
             "language_code": session.language_code,
-            "today": datetime.now(UTC).date().isoformat(),
+            # Dates as the user lives them: "tomorrow" means the user's tomorrow.
+            **prompt_dates(session.timezone_offset),
         }
         if session.mode == "form":
             with OrmSession(bind=connection) as db:
@@ -351,6 +353,9 @@ class AssistantTurn:
         deliver_first(StoredReply(pk, self.session_id, event_name, message))
         if self.task and self.task.needs_title:
             celery_app.send_task(TITLE_TASK, args=[self.task.user_task_execution_pk])
+        if self.task and answer.has_draft:
+            # Does nothing once the execution's todos were extracted.
+            celery_app.send_task(TODOS_TASK, args=[self.task.user_task_execution_pk])
         return pk
 
     def _store_draft(self, db: Any, answer: Answer) -> dict[str, Any]:

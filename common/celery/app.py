@@ -17,7 +17,13 @@ from common.logging_setup import install_celery_logging
 broker_transport.install()
 celery_app = Celery(
     "system1",
-    include=["worker.turns", "worker.delivery_sweep", "worker.recovery", "worker.titles"],
+    include=[
+        "worker.turns",
+        "worker.delivery_sweep",
+        "worker.recovery",
+        "worker.titles",
+        "worker.todos",
+    ],
     events=SystemEvents,
 )
 celery_app.config_from_object("celeryconfig")

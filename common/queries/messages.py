@@ -208,7 +208,13 @@ CLAIM_STATEMENT = (
         ),
     )
     .values(turn_task_id=bindparam("new_task_id"), turn_lease_until=bindparam("lease_until"))
-    .returning(_messages.c.session_id, _sessions.c.mode, _users.c.name, _users.c.language_code)
+    .returning(
+        _messages.c.session_id,
+        _sessions.c.mode,
+        _users.c.name,
+        _users.c.language_code,
+        _users.c.timezone_offset,
+    )
 )
 
 # The claim and the conversation up to the message answered (newest first) in one round
@@ -238,6 +244,7 @@ CLAIM_WITH_HISTORY_STATEMENT = (
         _claimed.c.mode,
         _claimed.c.name,
         _claimed.c.language_code,
+        _claimed.c.timezone_offset,
         _history.c.sender,
         _history.c.message,
     )
@@ -265,8 +272,9 @@ def claim_turn(
     now: datetime,
     lease_until: datetime,
 ) -> Row | None:
-    """Take (or keep) the turn's lease: the (session_id, mode, name, language_code) of
-    the claimed message, or None if it is answered or held by another live run."""
+    """Take (or keep) the turn's lease: the (session_id, mode, name, language_code,
+    timezone_offset) of the claimed message, or None if it is answered or held by another
+    live run."""
     params = _claim_params(user_message_pk, task_id, now, lease_until)
     return connection.execute(CLAIM_STATEMENT, params).first()
 
@@ -279,8 +287,8 @@ def claim_turn_with_history(
     lease_until: datetime,
 ) -> list[Row]:
     """`claim_turn` and the conversation, in one round trip: rows of (session_id, mode,
-    name, language_code, sender, message), newest message first, at most HISTORY_LIMIT;
-    no row if the claim took nothing."""
+    name, language_code, timezone_offset, sender, message), newest message first, at most
+    HISTORY_LIMIT; no row if the claim took nothing."""
     params = _claim_params(user_message_pk, task_id, now, lease_until)
     return list(connection.execute(CLAIM_WITH_HISTORY_STATEMENT, params).all())
 

@@ -295,6 +295,8 @@ class Owned:
     user_task_pk: int
     user_task_execution_pk: int
     produced_text_pk: int
+    # A todo of the execution, for the routes that need one (its draft takes a few seconds).
+    todo_pk: int | None = None
 
 
 SECRET_TEXT = "Private thought"
@@ -307,8 +309,26 @@ def _wait_for_reply(api, user: User, session_id: str) -> None:
         time.sleep(0.2)
 
 
+def _drafted_todo_pk(api, user: User, execution: dict[str, Any]) -> int:
+    """Run the execution to its draft and wait for its todos: the first one's pk."""
+    pk = execution["user_task_execution_pk"]
+    body = {"user_task_execution_pk": pk, "inputs": []}
+    assert api.call("POST", "/user_task_execution_run", user.token, json=body).ok
+    _wait_for_reply(api, user, execution["session_id"])
+    api.send_message(user, execution["session_id"], "Go ahead")
+    deadline = time.monotonic() + 30
+    while True:
+        todos = api.call("GET", "/todos", user.token, params={"user_task_execution_fk": pk}).json()[
+            "todos"
+        ]
+        if todos:
+            return todos[0]["todo_pk"]
+        assert time.monotonic() < deadline, "no todos"
+        time.sleep(0.3)
+
+
 @pytest.fixture
-def owned(api, user) -> Owned:
+def owned(api, user, request) -> Owned:
     session_id = api.create_session(user)
     assert api.send_message(user, session_id, SECRET_TEXT).status_code == 200
     _wait_for_reply(api, user, session_id)  # nothing changes behind the test's back
@@ -319,12 +339,15 @@ def owned(api, user) -> Owned:
     produced = api.call(
         "POST", "/produced_text", user.token, json={"production": SECRET_TEXT, "title": "Mine"}
     ).json()
+    route = getattr(request.node, "callspec", None) and request.node.callspec.params.get("route")
+    needs_todo = isinstance(route, str) and route.endswith("_todo")
     return Owned(
         user,
         session_id,
         user_task_pk,
         execution["user_task_execution_pk"],
         produced["produced_text_pk"],
+        _drafted_todo_pk(api, user, execution) if needs_todo else None,
     )
 
 
@@ -336,6 +359,7 @@ def owner_view(api, owned: Owned) -> dict[str, Any]:
         "sessions": api.call("GET", "/session", token).json(),
         "executions": api.call("GET", "/user_task_execution", token).json(),
         "produced_texts": api.call("GET", "/produced_text", token).json(),
+        "todos": api.call("GET", "/todos", token).json(),
         "user_tasks": api.call("GET", "/user_task", token).json(),
     }
 
@@ -429,6 +453,39 @@ OWNED_ROUTES: dict[str, tuple[str, str, Callable[[Owned], dict[str, Any]]]] = {
         "/produced_text",
         lambda o: {"params": {"produced_text_pk": o.produced_text_pk}},
     ),
+    "post_user_task_execution_title": (
+        "POST",
+        "/user_task_execution_title",
+        lambda o: {"json": {"user_task_execution_pk": o.user_task_execution_pk, "title": "Theirs"}},
+    ),
+    "get_user_task_execution_produced_text": (
+        "GET",
+        "/user_task_execution_produced_text",
+        lambda o: {
+            "params": {
+                "user_task_execution_pk": o.user_task_execution_pk,
+                "produced_text_version_index": 1,
+            }
+        },
+    ),
+    "get_todos_of_an_execution": (
+        "GET",
+        "/todos",
+        lambda o: {"params": {"user_task_execution_fk": o.user_task_execution_pk}},
+    ),
+    "post_todos_read_of_an_execution": (
+        "POST",
+        "/todos",
+        lambda o: {
+            "json": {"mark_as_read": True, "user_task_execution_pk": o.user_task_execution_pk}
+        },
+    ),
+    "post_todos_done_todo": (
+        "POST",
+        "/todos",
+        lambda o: {"json": {"mark_as_done": True, "todo_pk": o.todo_pk}},
+    ),
+    "delete_todos_todo": ("DELETE", "/todos", lambda o: {"params": {"todo_pk": o.todo_pk}}),
 }
 
 

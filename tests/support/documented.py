@@ -23,6 +23,7 @@ PUBLIC_OPERATIONS = frozenset(
         "GET /openapi.json",
         "GET /docs",
         "GET /",  # the playground page (web/playground.py)
+        "GET /language",  # the languages to pick from, asked before sign-in (Mojodex too)
     }
 )
 

@@ -25,6 +25,7 @@ from tests.support.processes import (
 )
 
 BACKOFFICE_SECRET = "test-backoffice-secret"
+WEBAPP_SECRET = "test-webapp-secret"
 
 GENEROUS_RATE_LIMITS = {
     "LOGIN_RATE_LIMIT": "100000/minute",
@@ -53,6 +54,7 @@ def base_env(database_url: str, redis_url: str, llm_url: str, **extra: str) -> d
         LOG_FORMAT="json",
         TOKEN_EMIT_INTERVAL_MS="20",
         BACKOFFICE_SECRET=BACKOFFICE_SECRET,
+        MOJODEX_WEBAPP_SECRET=WEBAPP_SECRET,
         LLM_MAX_RETRIES="1",
         LLM_RETRY_BACKOFF_S="0.2",
         TURN_LEASE_S="6",
@@ -102,7 +104,7 @@ def isolated_stack(
     directory: Path,
     name: str,
     web_nodes: int = 1,
-    workers: tuple[str, ...] = ("turns,delivery",),
+    workers: tuple[str, ...] = ("turns,delivery,todos",),
     **settings: str,
 ) -> Stack:
     """A started stack with a Redis of its own (which a test may stop or
@@ -180,7 +182,7 @@ class Stack:
         self._start_node(index)
 
     def start_worker(
-        self, queues: str = "turns,delivery", concurrency: int = 8, beat: bool = True
+        self, queues: str = "turns,delivery,todos", concurrency: int = 8, beat: bool = True
     ) -> ChildProcess:
         name = f"worker-{len(self.workers)}"
         worker = celery_worker(name, queues, self.env, self.log_dir, concurrency, beat).start()

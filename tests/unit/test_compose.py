@@ -202,7 +202,7 @@ def test_compose_runs_every_role_the_deployment_needs(compose):
         for name, s in our_services(compose).items()
         if command_of(s)[:4] == ["celery", "-A", "worker", "worker"]
     }
-    assert sorted(queues.values()) == ["delivery", "turns"]
+    assert sorted(queues.values()) == ["delivery", "todos", "turns"]
     beats = [n for n, s in our_services(compose).items() if command_of(s)[3:4] == ["beat"]]
     assert beats == ["beat"]
     assert services["migrate"]["restart"] == "no"

@@ -7,5 +7,5 @@ from devtools.devstack import process_commands
 def test_workers_and_beat_log_at_the_configured_level():
     # Without --loglevel Celery would log at WARNING and hide the turns' INFO lines.
     commands = process_commands(Settings(log_level="DEBUG"), None, 5555)
-    for name in ("turns", "delivery", "beat"):
+    for name in ("turns", "delivery", "todos", "beat"):
         assert "--loglevel DEBUG" in commands[name], commands[name]

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from flask_restful import Resource
-from pydantic import BaseModel, Field, RootModel, field_validator
+from pydantic import AliasChoices, BaseModel, Field, RootModel, field_validator
 
 from web.auth import current_user_id, require_user
 from web.openapi import DAILY_LIMIT_REACHED, Error, OutputModel, responds
@@ -23,6 +23,15 @@ class ListExecutionsInput(InputModel):
     n_user_task_executions: PageSize = MAX_PAGE_SIZE
     offset: Offset = 0
     search_filter: str | None = Field(default=None, max_length=200)
+    # Mojodex's filter: user task pks separated by ";" ("3;7"); empty means all.
+    user_task_pks: list[int] | None = Field(default=None, max_length=MAX_PAGE_SIZE)
+
+    @field_validator("user_task_pks", mode="before")
+    @classmethod
+    def _semicolon_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(";") if part.strip()] or None
+        return value
 
 
 class DeleteExecutionInput(InputModel):
@@ -31,7 +40,8 @@ class DeleteExecutionInput(InputModel):
 
 class TaskInputValue(BaseModel):
     input_name: str = Field(min_length=1, max_length=100)
-    value: str = Field(max_length=20_000)
+    # Mojodex clients (its web app, its CLI) send `input_value`; `value` is accepted too.
+    value: str = Field(max_length=20_000, validation_alias=AliasChoices("input_value", "value"))
 
 
 class RunExecutionInput(InputModel):
@@ -46,7 +56,7 @@ class RunExecutionInput(InputModel):
             try:
                 return json.loads(value)
             except ValueError:
-                raise ValueError("must be a JSON list of {input_name, value}") from None
+                raise ValueError("must be a JSON list of {input_name, input_value}") from None
         return value
 
 
@@ -82,6 +92,11 @@ class ExecutionSummary(OutputModel):
     produced_text_production: str | None
     produced_text_version_pk: int | None
     produced_text_version_index: int | None
+    result_chat_enabled: bool = Field(description="Always true: the task page shows its chat.")
+    n_todos: int
+    n_not_read_todos: int
+    working_on_todos: bool = Field(description="A draft exists and its todos are on their way.")
+    step_executions: list[dict[str, Any]] = Field(description="Always empty (no workflows).")
 
 
 class ExecutionList(OutputModel):
@@ -112,11 +127,16 @@ class UserTaskExecutionResource(Resource):
     @responds(ExecutionOrList)
     @use_input(ListExecutionsInput, location="query")
     def get(self, data: ListExecutionsInput):
-        """The user's task executions (search_filter on title, summary, task), or one."""
+        """The user's started task executions (search_filter on title, summary, task;
+        user_task_pks "3;7"), or one."""
         if data.user_task_execution_pk is not None:
             return user_tasks.get_execution(current_user_id(), data.user_task_execution_pk)
         return user_tasks.list_executions(
-            current_user_id(), data.n_user_task_executions, data.offset, data.search_filter
+            current_user_id(),
+            data.n_user_task_executions,
+            data.offset,
+            data.search_filter,
+            data.user_task_pks,
         )
 
     @responds(DeletedExecution)

@@ -12,9 +12,10 @@ from sqlalchemy import (
 )
 
 from common.db import autocommit_connection
+from common.delivery.acks import record_acks
 from common.delivery.emitter import emit_to_session
 from common.errors import ServiceUnavailable
-from common.models import USER_SENDER, Message
+from common.models import MOJO_SENDER, USER_SENDER, Message
 from common.queries import messages as message_queries
 from common.settings import get_settings
 from web.extensions import db, socketio
@@ -121,6 +122,21 @@ def store_message_and_start_turn(
     return {**payload, "message_pk": message_pk}
 
 
+def _count_as_received(messages: list[Message]) -> None:
+    """Assistant messages a client just read in the history count as acknowledged: the
+    replay on start_session and the resends would otherwise put a second copy in front of
+    the user who just read them (the Mojodex web app reads the history, then joins the
+    session, and cannot tell the copy from a new message). A client that was away and
+    reads no history still gets them at once on joining."""
+    unacknowledged = [
+        m.message_pk
+        for m in messages
+        if m.sender == MOJO_SENDER and m.acknowledged_at is None and m.in_error_state is None
+    ]
+    if unacknowledged:
+        record_acks(unacknowledged)
+
+
 def list_messages(
     user_id: str,
     session_id: str,
@@ -147,6 +163,7 @@ def list_messages(
     messages = list(db.session.scalars(query.offset(offset).limit(n_messages)).all())
     if offset_direction == "newer":
         messages.reverse()
+    _count_as_received(messages)
     return {
         "messages": [
             {

@@ -18,6 +18,7 @@ from common.models import (
     UserTask,
     UserTaskExecution,
 )
+from common.queries import todos as todo_queries
 from web.extensions import db
 from web.services.execution_start import mark_started
 from web.services.messages import store_message_and_start_turn
@@ -121,8 +122,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _execution_payload(row: Any) -> dict[str, Any]:
+def _execution_payload(row: Any, todo_counts: dict[int, tuple[int, int]]) -> dict[str, Any]:
     execution, task, version = row.UserTaskExecution, row.Task, row.ProducedTextVersion
+    n_todos, n_not_read_todos = todo_counts.get(execution.user_task_execution_pk, (0, 0))
     return {
         "user_task_execution_pk": execution.user_task_execution_pk,
         "start_date": _iso(execution.start_date),
@@ -141,7 +143,25 @@ def _execution_payload(row: Any) -> dict[str, Any]:
         "produced_text_version_pk": version.produced_text_version_pk if version else None,
         "produced_text_version_index": version.version_index if version else None,
         "text_type": version.text_type if version else task.output_text_type,
+        # What the Mojodex web app's task page reads: every instruct task has its chat.
+        "result_chat_enabled": True,
+        "actions": [],
+        "text_edit_actions": [],
+        "deleted_by_user": False,
+        "n_todos": n_todos,
+        "n_not_read_todos": n_not_read_todos,
+        # Todos are extracted in the background once the first draft is stored.
+        "working_on_todos": version is not None and execution.todos_extracted is None,
+        # Workflows (steps) are not part of System1: instruct tasks only.
+        "steps": [],
+        "step_executions": [],
     }
+
+
+def _payloads(rows: list[Any]) -> list[dict[str, Any]]:
+    pks = [row.UserTaskExecution.user_task_execution_pk for row in rows]
+    counts = todo_queries.counts_by_execution(db.session, pks)
+    return [_execution_payload(row, counts) for row in rows]
 
 
 def owned_execution(user_id: str, user_task_execution_pk: int) -> UserTaskExecution:
@@ -165,13 +185,21 @@ def get_execution(user_id: str, user_task_execution_pk: int) -> dict[str, Any]:
             UserTaskExecution.user_task_execution_pk == user_task_execution_pk
         )
     ).first()
-    return _execution_payload(row)
+    return _payloads([row])[0]
 
 
 def list_executions(
-    user_id: str, n_user_task_executions: int, offset: int, search_filter: str | None
+    user_id: str,
+    n_user_task_executions: int,
+    offset: int,
+    search_filter: str | None,
+    user_task_pks: list[int] | None = None,
 ) -> dict[str, Any]:
-    query = _owned_execution_query(user_id)
+    """The executions the user started (an execution only created, its form never
+    run, is not listed, as with Mojodex), of the given user tasks if any."""
+    query = _owned_execution_query(user_id).where(UserTaskExecution.start_date.is_not(None))
+    if user_task_pks:
+        query = query.where(UserTask.user_task_pk.in_(user_task_pks))
     if search_filter:
         pattern = f"%{search_filter}%"
         query = query.where(
@@ -186,7 +214,7 @@ def list_executions(
         .offset(offset)
         .limit(n_user_task_executions)
     ).all()
-    return {"user_task_executions": [_execution_payload(row) for row in rows]}
+    return {"user_task_executions": _payloads(list(rows))}
 
 
 def delete_execution(user_id: str, user_task_execution_pk: int) -> dict[str, Any]:
@@ -237,3 +265,46 @@ def run_execution(
     if stored is None:  # nothing was stored: never silently, an execution's session is a form
         raise RuntimeError(f"session {execution.session_id} of an execution is not a form")
     return {"success": "ok"}
+
+
+def set_title(user_id: str, user_task_execution_pk: int, title: str) -> dict[str, Any]:
+    """The user's own title for an execution (and its session, as the chat list shows it)."""
+    execution = owned_execution(user_id, user_task_execution_pk)
+    execution.title = title
+    db.session.execute(
+        update(ChatSession)
+        .where(ChatSession.session_id == execution.session_id)
+        .values(title=title)
+    )
+    db.session.commit()
+    return {"success": True}
+
+
+def produced_text_version(
+    user_id: str, user_task_execution_pk: int, version_index: int
+) -> dict[str, Any]:
+    """Version `version_index` (1 = the first) of the execution's produced text."""
+    owned_execution(user_id, user_task_execution_pk)
+    row = db.session.execute(
+        select(ProducedText, ProducedTextVersion)
+        .join(
+            ProducedTextVersion,
+            ProducedTextVersion.produced_text_fk == ProducedText.produced_text_pk,
+        )
+        .where(
+            ProducedText.user_task_execution_fk == user_task_execution_pk,
+            ProducedText.deleted_at.is_(None),
+            ProducedTextVersion.version_index == version_index,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"This task execution has no produced text version {version_index}.")
+    version = row.ProducedTextVersion
+    return {
+        "produced_text_pk": row.ProducedText.produced_text_pk,
+        "produced_text_version_pk": version.produced_text_version_pk,
+        "produced_text_version_index": version.version_index,
+        "produced_text_title": version.title,
+        "produced_text_production": version.production,
+        "text_type": version.text_type,
+    }
