@@ -198,7 +198,7 @@ class TurnUsage(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
-        CheckConstraint("kind IN ('turn', 'title')", name="usage_kind_known"),
+        CheckConstraint("kind IN ('turn', 'title', 'todos')", name="usage_kind_known"),
         Index("ix_md_turn_usage_user_created", "user_id", "created_at"),
         # One row per reply: a turn run twice (a redelivered task) stores one.
         Index(

@@ -75,7 +75,7 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         )
         # Title requests cost the user tokens too (counted in GET /usage and the limit).
         columns = usage_columns(usage, duration_ms=duration_ms)
-        usage_queries.record_title_usage(db, user_id, columns, datetime.now(UTC))
+        usage_queries.record_background_usage(db, user_id, "title", columns, datetime.now(UTC))
         db.commit()
     metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
     metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)

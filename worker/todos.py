@@ -11,19 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from common import llm
+from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import TODOS_TASK
 from common.db import with_db_session
 from common.models import ProducedText, Task, Todo, UserTask, UserTaskExecution
 from common.prompts import render_prompt
 from common.queries import todos as todo_queries
+from common.queries import usage as usage_queries
 from common.queries.produced_texts import latest_version
+from common.queries.usage import usage_columns
 from common.user_time import user_now
 
 log = logging.getLogger(__name__)
@@ -58,11 +61,12 @@ def parse_todos(answer: str, today: date) -> list[tuple[str, date]]:
     return todos[:MAX_TODOS]
 
 
-def _prompt(user_task_execution_pk: int) -> tuple[str, date] | None:
-    """The extraction prompt and the user's today, or None if there is nothing to do."""
+def _prompt(user_task_execution_pk: int) -> tuple[str, date, str] | None:
+    """The extraction prompt, the user's today and the user's id, or None if there is
+    nothing to do."""
     with with_db_session() as db:
         row = db.execute(
-            select(UserTaskExecution, Task)
+            select(UserTaskExecution, Task, UserTask.user_id)
             .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
             .join(Task, Task.task_pk == UserTask.task_fk)
             .where(UserTaskExecution.user_task_execution_pk == user_task_execution_pk)
@@ -87,7 +91,7 @@ def _prompt(user_task_execution_pk: int) -> tuple[str, date] | None:
             draft=draft.production,
             max_todos=MAX_TODOS,
         )
-    return prompt, today
+    return prompt, today, row.user_id
 
 
 @celery_app.task(
@@ -98,15 +102,20 @@ def extract_todos(self: Any, user_task_execution_pk: int) -> int | None:
     prepared = _prompt(user_task_execution_pk)
     if prepared is None:
         return None
-    prompt, today = prepared
+    prompt, today, user_id = prepared
+    started = time.monotonic()
     try:
-        answer = llm.complete_chat([{"role": "user", "content": prompt}])
+        answer, usage = llm.complete_chat([{"role": "user", "content": prompt}])
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
+    duration_ms = round((time.monotonic() - started) * 1000)
     todos = parse_todos(answer, today)
     with with_db_session() as db:
         if not todo_queries.claim_extraction(db, user_task_execution_pk, datetime.now(UTC)):
             return None
+        # The extraction costs the user tokens too (GET /usage and the daily limit).
+        columns = usage_columns(usage, duration_ms=duration_ms)
+        usage_queries.record_background_usage(db, user_id, "todos", columns, datetime.now(UTC))
         db.add_all(
             Todo(
                 user_task_execution_fk=user_task_execution_pk,
@@ -116,5 +125,7 @@ def extract_todos(self: Any, user_task_execution_pk: int) -> int | None:
             for description, due in todos
         )
         db.commit()
+    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
+    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
     log.info("execution %s: %s todo(s)", user_task_execution_pk, len(todos))
     return len(todos)

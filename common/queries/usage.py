@@ -49,12 +49,13 @@ def insert_turn_usage_from(
     )
 
 
-def record_title_usage(
-    db: DbSession | Connection, user_id: str, columns: dict[str, Any], now: datetime
+def record_background_usage(
+    db: DbSession | Connection, user_id: str, kind: str, columns: dict[str, Any], now: datetime
 ) -> None:
-    """Record what a title request cost the user (the caller commits)."""
+    """Record what a background request ("title", "todos") cost the user (the caller
+    commits)."""
     values = {"stopped": False, **columns}
-    db.execute(insert(_usage).values(user_id=user_id, kind="title", created_at=now, **values))
+    db.execute(insert(_usage).values(user_id=user_id, kind=kind, created_at=now, **values))
 
 
 def tokens_since(db: DbSession | Connection, user_id: str, since: datetime) -> int:

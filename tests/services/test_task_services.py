@@ -109,7 +109,10 @@ def test_a_deleted_execution_and_its_session_are_gone(user_id, make_execution):
 
 def test_executions_are_found_by_the_name_of_their_task(user_id, make_execution):
     summary = make_execution(user_id)["user_task_execution_pk"]
-    make_execution(user_id, "LinkedIn post")
+    post = make_execution(user_id, "LinkedIn post")["user_task_execution_pk"]
+    # Only started executions are listed (as Mojodex lists them).
+    user_tasks.run_execution(user_id, summary, [{"input_name": "text", "value": "A text"}])
+    user_tasks.run_execution(user_id, post, [{"input_name": "topic", "value": "A topic"}])
 
     found = user_tasks.list_executions(user_id, 10, 0, "summar")["user_task_executions"]
 

@@ -62,7 +62,7 @@ def test_a_free_message_is_claimed_with_what_the_prompt_needs(
 
     claimed = _claim(connection, message_pk, "task-1", now)
 
-    assert tuple(claimed) == (session_id, "chat", "Ada", "en")
+    assert tuple(claimed) == (session_id, "chat", "Ada", "en", None)
     assert tuple(_lease_of(connection, message_pk)) == ("task-1", now + LEASE)
 
 

@@ -30,7 +30,7 @@ def upgrade():
     sa.Column('duration_ms', sa.Integer(), nullable=True),
     sa.Column('stopped', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("kind IN ('turn', 'title')", name=op.f('ck_md_turn_usage_usage_kind_known')),
+    sa.CheckConstraint("kind IN ('turn', 'title', 'todos')", name=op.f('ck_md_turn_usage_usage_kind_known')),
     sa.ForeignKeyConstraint(['message_pk'], ['md_message.message_pk'], name=op.f('fk_md_turn_usage_message_pk_md_message'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['user_id'], ['md_user.user_id'], name=op.f('fk_md_turn_usage_user_id_md_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('usage_pk', name=op.f('pk_md_turn_usage'))
