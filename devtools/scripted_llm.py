@@ -17,7 +17,8 @@ Run it with `python -m devtools.scripted_llm [--port 8001] [--ttft-ms 0] ...`; i
 - POST /v1/chat/completions  non-stream JSON or SSE stream, like the OpenAI API
 - GET  /v1/models, GET /v1/models/<id>  (any model name is accepted by completions)
 - GET  /health               {"status": "ok"}
-- GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words
+- GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words,
+                             context_window_tokens
 - GET  /_stats               request and stream counters
 - GET  /_streams             wall-clock timings of the latest streams (for benchmarks)
 - POST /_reset               restore start-up knobs, zero the counters and timings, forget
@@ -82,6 +83,8 @@ class Directives:
     reply: str | None = None
     script: str | None = None
     usage: int | None = None
+    context_window: int | None = None
+    finish: str | None = None
 
 
 # Integer directives and the smallest value each accepts.
@@ -94,7 +97,10 @@ _INT_DIRECTIVES: dict[str, int] = {
     "token_interval_ms": 0,
     "words": 0,
     "usage": 0,
+    "context_window": 1,
 }
+# How a stream may end, as OpenAI's `finish_reason` says it.
+FINISH_REASONS = ("stop", "length", "content_filter")
 
 
 def parse_directives(text: str) -> tuple[str, Directives]:
@@ -114,6 +120,12 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     - `script=NAME`         answer with the named script (see SCRIPTS)
     - `usage=0`             report no usage even when asked for it (`include_usage`), as
                             some OpenAI-compatible servers do; `usage=1` is the default
+    - `context_window=N`    this request's context window in tokens (see `prompt_tokens`);
+                            a longer request (prompt + `max_tokens`) gets OpenAI's 400
+                            `context_length_exceeded`
+    - `finish=REASON`       end the stream with this `finish_reason`: stop, length or
+                            content_filter (a `max_tokens` shorter than the answer also
+                            cuts it, with `length`, as OpenAI does)
 
     Unknown names and malformed values raise ValueError (the server answers 400), because a
     silently ignored typo would make a fault test pass for the wrong reason. New directives
@@ -123,6 +135,11 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     for match in DIRECTIVE_RE.finditer(text):
         name, raw = match.group(1), match.group(2)
         if name == "reply":
+            values[name] = raw
+            continue
+        if name == "finish":
+            if raw not in FINISH_REASONS:
+                raise ValueError(f"unknown finish reason {raw!r}; known: {FINISH_REASONS}")
             values[name] = raw
             continue
         if name == "script":
@@ -353,6 +370,16 @@ def reply_for(conversation: Conversation) -> str:
     return pick_script(conversation)(conversation)
 
 
+# What each message costs besides its words (role, separators), as in `prompt_tokens`.
+PER_MESSAGE_TOKENS = 4
+
+
+def prompt_tokens(messages: list[Message]) -> int:
+    """The scripted model's count of a prompt's tokens: one per word, plus
+    PER_MESSAGE_TOKENS per message. What its window and its usage count."""
+    return sum(len(message_text(m).split()) + PER_MESSAGE_TOKENS for m in messages)
+
+
 _CHUNK_RE = re.compile(r"\s*\S+\s*")
 
 
@@ -380,6 +407,8 @@ class Knobs:
     ttft_ms: int = 0
     token_interval_ms: int = 0
     answer_words: int = DEFAULT_ANSWER_WORDS
+    # 0: no window; else requests longer than this many tokens get a 400.
+    context_window_tokens: int = 0
 
 
 @dataclass
@@ -395,6 +424,8 @@ class Stats:
     connections_accepted: int = 0
     completion_requests: int = 0
     errors_injected: int = 0
+    # Requests refused as longer than the context window.
+    context_length_refusals: int = 0
     streams_started: int = 0
     streams_finished: int = 0
     streams_broken: int = 0
@@ -420,11 +451,14 @@ class _DeliberateBreak(ConnectionResetError):
 class HttpError(Exception):
     """An OpenAI-style error answer."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.param = param
 
 
 _ERROR_TYPES = {
@@ -466,6 +500,8 @@ class _Plan:
     interval_s: float
     include_usage: bool
     sock: socket.socket | None
+    finish: str = "stop"
+    prompt_tokens: int = 0
 
 
 @dataclass
@@ -553,7 +589,12 @@ class ScriptedLLM:
     def _error(self, start_response: StartResponse, error: HttpError) -> Iterator[bytes]:
         kind = _ERROR_TYPES.get(error.status, "server_error" if error.status >= 500 else "error")
         body = {
-            "error": {"message": error.message, "type": kind, "param": None, "code": error.code}
+            "error": {
+                "message": error.message,
+                "type": kind,
+                "param": error.param,
+                "code": error.code,
+            }
         }
         return self._json(start_response, body, error.status)
 
@@ -598,10 +639,33 @@ class ScriptedLLM:
                 self.stats.errors_injected += 1
                 raise HttpError(500, "scripted fail_first failure", "scripted_error")
 
+        window = _pick(directives.context_window, self.knobs.context_window_tokens)
+        prompt = prompt_tokens(messages)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        max_tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None
+        if window and prompt + (max_tokens or 0) > window:
+            self.stats.context_length_refusals += 1
+            # OpenAI's words and code for it.
+            raise HttpError(
+                400,
+                f"This model's maximum context length is {window} tokens. However, you "
+                f"requested {prompt + (max_tokens or 0)} tokens ({prompt} in the messages, "
+                f"{max_tokens or 0} in the completion). Please reduce the length of the "
+                "messages or completion.",
+                "context_length_exceeded",
+                param="messages",
+            )
+        text = reply_for(conversation)
+        finish = directives.finish or "stop"
+        if max_tokens is not None and len(reply_chunks(text)) > max_tokens:
+            text, finish = "".join(reply_chunks(text)[:max_tokens]), "length"
+
         plan = _Plan(
             messages=messages,
             directives=directives,
-            text=reply_for(conversation),
+            text=text,
+            finish=finish,
+            prompt_tokens=prompt,
             model=str(body.get("model") or self.model),
             ttft_s=_pick(directives.ttft_ms, self.knobs.ttft_ms) / 1000,
             interval_s=_pick(directives.token_interval_ms, self.knobs.token_interval_ms) / 1000,
@@ -614,7 +678,7 @@ class ScriptedLLM:
         return self._complete(start_response, plan)
 
     def _usage(self, plan: _Plan) -> dict[str, int]:
-        prompt = sum(len(message_text(m).split()) for m in plan.messages)
+        prompt = plan.prompt_tokens
         completion = len(reply_chunks(plan.text))
         return {
             "prompt_tokens": prompt,
@@ -643,7 +707,7 @@ class ScriptedLLM:
                     "index": 0,
                     "message": {"role": "assistant", "content": plan.text, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": plan.finish,
                 }
             ],
             "usage": self._usage(plan) if plan.directives.usage != 0 else None,
@@ -692,6 +756,9 @@ class ScriptedLLM:
             # reported in the last chunk (None if not asked for or not reached).
             "closed_by_client": False,
             "usage": None,
+            # What reached the model: how many messages, and their tokens as it counts them.
+            "messages": len(plan.messages),
+            "prompt_tokens": plan.prompt_tokens,
         }
         self.stream_log.append(record)
 
@@ -719,7 +786,7 @@ class ScriptedLLM:
                         _stall(plan.sock)
                     deliberate = True
                     raise _DeliberateBreak()
-                yield chunk({}, "stop")
+                yield chunk({}, plan.finish)
                 if plan.include_usage:
                     record["usage"] = self._usage(plan)
                     yield _sse({**head, "choices": [], "usage": record["usage"]})
@@ -805,10 +872,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env_int("SCRIPTED_LLM_ANSWER_WORDS", DEFAULT_ANSWER_WORDS),
         help="words per scripted answer",
     )
+    parser.add_argument(
+        "--context-window-tokens",
+        type=int,
+        default=_env_int("SCRIPTED_LLM_CONTEXT_WINDOW_TOKENS", 0),
+        help="the model's window (0: none); longer requests get 400 context_length_exceeded",
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model id listed by /v1/models")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
-    for name in ("ttft_ms", "token_interval_ms", "answer_words"):
+    for name in ("ttft_ms", "token_interval_ms", "answer_words", "context_window_tokens"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     return args
@@ -846,7 +919,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ScriptedLLM(
         model=args.model,
-        knobs=Knobs(args.ttft_ms, args.token_interval_ms, args.answer_words),
+        knobs=Knobs(
+            args.ttft_ms, args.token_interval_ms, args.answer_words, args.context_window_tokens
+        ),
     )
     server = WSGIServer(
         (args.host, args.port),

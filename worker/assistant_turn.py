@@ -32,6 +32,7 @@ from common.celery.task_names import TITLE_TASK, TODOS_TASK
 from common.db import autocommit_connection, with_db_session
 from common.delivery.emitter import emit_to_session
 from common.delivery.protocol import StoredReply
+from common.llm.context_window import TokenCounter, fit_conversation
 from common.models import (
     MOJO_SENDER,
     ChatSession,
@@ -150,8 +151,47 @@ class AssistantTurn:
             # Stopped while queued: end at once, with an empty text and no LLM call.
             usage = llm.Usage(self._settings.llm_model, 0, 0, estimated=False)
             return self._store_and_deliver(Answer("", usage=usage, stopped=True, duration_ms=0))
-        answer = self._stream_answer(conversation)
+        answer = self._stream_within_window(self._fit_in_window(conversation))
         return self._store_and_deliver(answer)
+
+    def _fit_in_window(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The prompt that fits the model's window: the system prompt (with a task's
+        instructions) and the message answered always, then the newest history that fits."""
+        system, history, current = conversation[0], conversation[1:-1], conversation[-1]
+        prompt = fit_conversation(
+            TokenCounter(self._settings.llm_model),
+            system,
+            history,
+            current,
+            self._settings.prompt_budget_tokens,
+        )
+        if len(prompt) < len(conversation):
+            log.info(
+                "turn for message %s: %d of %d history messages fit the context window",
+                self.user_message_pk,
+                len(prompt) - 2,
+                len(history),
+            )
+        return prompt
+
+    def _stream_within_window(self, prompt: list[dict[str, str]]) -> Answer:
+        """Stream the answer; if the LLM still finds the prompt too long for its window
+        (its tokenizer is not ours), try once more with the newer half of the history."""
+        try:
+            return self._stream_answer(prompt)
+        except llm.LLMError as exc:
+            if not llm.is_context_length_exceeded(exc):
+                raise
+            history = prompt[1:-1]
+            kept = history[len(history) - len(history) // 2 :]
+            log.warning(
+                "turn for message %s: the LLM found the prompt longer than its context "
+                "window; retrying once with %d of the %d history messages sent",
+                self.user_message_pk,
+                len(kept),
+                len(history),
+            )
+            return self._stream_answer([prompt[0], *kept, prompt[-1]])
 
     def claim(self, extra_s: float = 0.0) -> bool:
         """Take (or keep) the lease on the message, unless it is answered or

@@ -97,11 +97,12 @@ class ChatStream:
                     choice = choices[0]
                     delta = choice.get("delta")
                     content = delta.get("content") if isinstance(delta, dict) else None
+                    if choice.get("finish_reason"):
+                        # Some servers send the last text and the reason in one chunk.
+                        self.finish_reason = str(choice["finish_reason"])
                     if isinstance(content, str) and content:
                         self._text.append(content)
                         yield content
-                    elif choice.get("finish_reason"):
-                        self.finish_reason = str(choice["finish_reason"])
                 elif "usage" in chunk:
                     # The last chunk when include_usage was asked: no choices, the usage.
                     self.model = str(chunk.get("model") or self.model)
@@ -131,15 +132,18 @@ def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
     The usage is asked for (`stream_options.include_usage`): it comes in a last chunk.
     """
     settings = get_settings()
+    body: dict[str, Any] = {
+        "model": settings.llm_model,
+        "messages": messages,
+        "temperature": settings.llm_temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if settings.llm_max_answer_tokens:
+        body["max_tokens"] = settings.llm_max_answer_tokens
     stream = get_llm_client().post(
         "/chat/completions",
-        body={
-            "model": settings.llm_model,
-            "messages": messages,
-            "temperature": settings.llm_temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        },
+        body=body,
         cast_to=object,
         stream=True,
         stream_cls=ReusableStream,
@@ -167,6 +171,7 @@ def complete_chat(messages: list[dict[str, str]]) -> tuple[str, Usage]:
         model=settings.llm_model,
         messages=messages,  # type: ignore[arg-type]
         temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_answer_tokens or openai.NOT_GIVEN,
     )
     text = response.choices[0].message.content or ""
     model = response.model or settings.llm_model
