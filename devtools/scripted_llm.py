@@ -85,6 +85,7 @@ class Directives:
     usage: int | None = None
     context_window: int | None = None
     finish: str | None = None
+    quirks: tuple[str, ...] = ()
 
 
 # Integer directives and the smallest value each accepts.
@@ -101,6 +102,17 @@ _INT_DIRECTIVES: dict[str, int] = {
 }
 # How a stream may end, as OpenAI's `finish_reason` says it.
 FINISH_REASONS = ("stop", "length", "content_filter")
+# What real providers send that the polite default stream does not (see `_stream`).
+QUIRKS = {
+    "azure_prompt_filter": "a first chunk with empty `choices` and `prompt_filter_results`",
+    "sse_comments": "SSE comments, blank keep-alive lines and data-less `ping` events",
+    "usage_in_last_chunk": "the usage in the finish chunk, beside its `choices`",
+    "usage_without_choices": "a usage-only final chunk with no `choices` key at all",
+    "split_lines": "every `data:` line sent in three TCP writes",
+    "extra_fields": "unknown fields in chunks, choices and deltas",
+    "role_only_first": "a first delta with the role and no `content` key",
+    "error_event": "an SSE `error` event after two content chunks, in the 200 stream",
+}
 
 
 def parse_directives(text: str) -> tuple[str, Directives]:
@@ -123,6 +135,7 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     - `context_window=N`    this request's context window in tokens (see `prompt_tokens`);
                             a longer request (prompt + `max_tokens`) gets OpenAI's 400
                             `context_length_exceeded`
+    - `quirk=A,B`           stream as real providers do (any of QUIRKS, comma-separated)
     - `finish=REASON`       end the stream with this `finish_reason`: stop, length or
                             content_filter (a `max_tokens` shorter than the answer also
                             cuts it, with `length`, as OpenAI does)
@@ -136,6 +149,13 @@ def parse_directives(text: str) -> tuple[str, Directives]:
         name, raw = match.group(1), match.group(2)
         if name == "reply":
             values[name] = raw
+            continue
+        if name == "quirk":
+            quirks = tuple(q.strip() for q in raw.split(",") if q.strip())
+            unknown = [q for q in quirks if q not in QUIRKS]
+            if unknown or not quirks:
+                raise ValueError(f"unknown quirk {raw!r}; known: {sorted(QUIRKS)}")
+            values["quirks"] = quirks
             continue
         if name == "finish":
             if raw not in FINISH_REASONS:
@@ -484,6 +504,40 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
+def _sse_event(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+# Azure OpenAI's first chunk: the prompt's content filter verdict, no choices.
+AZURE_PROMPT_FILTER_CHUNK: dict[str, Any] = {
+    "choices": [],
+    "created": 0,
+    "id": "",
+    "model": "",
+    "object": "",
+    "prompt_filter_results": [
+        {
+            "prompt_index": 0,
+            "content_filter_results": {
+                "hate": {"filtered": False, "severity": "safe"},
+                "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": False, "severity": "safe"},
+            },
+        }
+    ],
+}
+# What OpenAI sends when a stream fails after its 200 status.
+STREAM_ERROR: dict[str, Any] = {
+    "error": {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+}
+
+
 def _conversation_key(messages: list[Message]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
@@ -736,9 +790,34 @@ class ScriptedLLM:
             "model": plan.model,
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        quirks = plan.directives.quirks
+        if "extra_fields" in quirks:
+            head = {**head, "service_tier": "default", "x_provider": {"region": "eu", "n": 1}}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return _sse({**head, "system_fingerprint": None, "choices": [choice]})
+            if "extra_fields" in quirks:
+                choice["content_filter_results"] = {}
+                delta = {**delta, "refusal": None, "reasoning_content": None}
+                choice["delta"] = delta
+            payload = {**head, "system_fingerprint": None, "choices": [choice]}
+            if usage is not None:
+                payload["usage"] = usage
+            return _sse(payload)
+
+        def send(event: bytes) -> Iterator[bytes]:
+            """One SSE event, as the quirks ask it to travel."""
+            if "sse_comments" in quirks:
+                yield b": keep-alive\n\n"
+                yield b"\n"
+            if "split_lines" in quirks:
+                # Separate writes, a moment apart: the client reads them separately.
+                third = max(1, len(event) // 3)
+                for start in range(0, len(event), third):
+                    yield event[start : start + third]
+                    gevent.sleep(0.002)
+                return
+            yield event
 
         directives = plan.directives
         pieces = reply_chunks(plan.text)
@@ -770,13 +849,24 @@ class ScriptedLLM:
                 # token, and the TTFT is spent waiting for chunks.
                 write(b"")
                 gevent.sleep(plan.ttft_s)
-                yield chunk({"role": "assistant", "content": ""})
+                if "azure_prompt_filter" in quirks:
+                    yield from send(_sse(AZURE_PROMPT_FILTER_CHUNK))
+                if "sse_comments" in quirks:
+                    yield b"event: ping\n\n"
+                first = {"role": "assistant"}
+                yield from send(
+                    chunk(first if "role_only_first" in quirks else {**first, "content": ""})
+                )
                 for index, piece in enumerate(pieces):
                     if index == cut:
                         break
+                    if "error_event" in quirks and index == 2:
+                        yield from send(_sse_event("error", STREAM_ERROR))
+                        deliberate = True
+                        return
                     if index:
                         gevent.sleep(plan.interval_s)
-                    yield chunk({"content": piece})
+                    yield from send(chunk({"content": piece}))
                     record["last_chunk_at"] = time.time()
                     if not index:
                         record["first_chunk_at"] = record["last_chunk_at"]
@@ -786,11 +876,18 @@ class ScriptedLLM:
                         _stall(plan.sock)
                     deliberate = True
                     raise _DeliberateBreak()
-                yield chunk({}, plan.finish)
                 if plan.include_usage:
                     record["usage"] = self._usage(plan)
-                    yield _sse({**head, "choices": [], "usage": record["usage"]})
-                yield _sse("[DONE]")
+                if "usage_in_last_chunk" in quirks:
+                    yield from send(chunk({}, plan.finish, usage=record["usage"]))
+                else:
+                    yield from send(chunk({}, plan.finish))
+                    if record["usage"] is not None:
+                        final = {**head, "choices": [], "usage": record["usage"]}
+                        if "usage_without_choices" in quirks:
+                            del final["choices"]
+                        yield from send(_sse(final))
+                yield from send(_sse("[DONE]"))
                 finished = True
             finally:
                 record["ended_at"] = time.time()

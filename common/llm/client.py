@@ -103,8 +103,9 @@ class ChatStream:
                     if isinstance(content, str) and content:
                         self._text.append(content)
                         yield content
-                elif "usage" in chunk:
-                    # The last chunk when include_usage was asked: no choices, the usage.
+                if isinstance(chunk.get("usage"), dict):
+                    # Usually a last chunk of its own (no or empty `choices`), but some
+                    # servers put it in the finish chunk; OpenAI's others carry `null`.
                     self.model = str(chunk.get("model") or self.model)
                     self._reported = _reported_usage(self.model, chunk["usage"])
 
