@@ -86,6 +86,8 @@ class Directives:
     context_window: int | None = None
     finish: str | None = None
     quirks: tuple[str, ...] = ()
+    fail_status: int | None = None
+    retry_after: int | None = None
 
 
 # Integer directives and the smallest value each accepts.
@@ -99,6 +101,8 @@ _INT_DIRECTIVES: dict[str, int] = {
     "words": 0,
     "usage": 0,
     "context_window": 1,
+    "fail_status": 400,
+    "retry_after": 0,
 }
 # How a stream may end, as OpenAI's `finish_reason` says it.
 FINISH_REASONS = ("stop", "length", "content_filter")
@@ -123,6 +127,8 @@ def parse_directives(text: str) -> tuple[str, Directives]:
 
     - `error=CODE`          answer HTTP CODE (400-599) with an OpenAI-style error body
     - `fail_first=N`        the first N identical conversations get a 500, later ones succeed
+    - `fail_status=CODE`    the status `fail_first` answers with (default 500)
+    - `retry_after=S`       error answers carry `Retry-After: S`, as rate limits and 503s do
     - `break_after=N`       stream N content chunks, then drop the connection without [DONE]
     - `stall_after=N`       stream N content chunks, then go silent (connection kept open)
     - `ttft_ms=N`           delay before the first chunk, for this request
@@ -173,7 +179,7 @@ def parse_directives(text: str) -> tuple[str, Directives]:
             number = int(raw.strip())
         except ValueError:
             raise ValueError(f"directive [llm:{name}=...] needs an integer, got {raw!r}") from None
-        if number < _INT_DIRECTIVES[name] or (name == "error" and number > 599):
+        if number < _INT_DIRECTIVES[name] or (name in ("error", "fail_status") and number > 599):
             raise ValueError(f"directive [llm:{name}={number}] is out of range")
         values[name] = number
     stripped = " ".join(DIRECTIVE_RE.sub(" ", text).split())
@@ -472,13 +478,19 @@ class HttpError(Exception):
     """An OpenAI-style error answer."""
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, param: str | None = None
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.param = param
+        self.retry_after = retry_after
 
 
 _ERROR_TYPES = {
@@ -633,10 +645,14 @@ class ScriptedLLM:
 
     @staticmethod
     def _json(
-        start_response: StartResponse, payload: dict[str, Any], status: int = 200
+        start_response: StartResponse,
+        payload: dict[str, Any],
+        status: int = 200,
+        extra_headers: list[tuple[str, str]] | None = None,
     ) -> Iterator[bytes]:
         body = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        headers += extra_headers or []
         start_response(_status_line(status), headers)
         return iter([body])
 
@@ -650,7 +666,8 @@ class ScriptedLLM:
                 "code": error.code,
             }
         }
-        return self._json(start_response, body, error.status)
+        headers = [("Retry-After", str(error.retry_after))] if error.retry_after else []
+        return self._json(start_response, body, error.status, headers)
 
     def _set_knobs(self, body: dict[str, Any]) -> dict[str, Any]:
         known = asdict(self.knobs)
@@ -685,13 +702,23 @@ class ScriptedLLM:
 
         if directives.error is not None:
             self.stats.errors_injected += 1
-            raise HttpError(directives.error, "scripted error on request", "scripted_error")
+            raise HttpError(
+                directives.error,
+                "scripted error on request",
+                "scripted_error",
+                retry_after=directives.retry_after,
+            )
         if directives.fail_first is not None:
             key = _conversation_key(messages)
             self._seen[key] = self._seen.get(key, 0) + 1
             if self._seen[key] <= directives.fail_first:
                 self.stats.errors_injected += 1
-                raise HttpError(500, "scripted fail_first failure", "scripted_error")
+                raise HttpError(
+                    directives.fail_status or 500,
+                    "scripted fail_first failure",
+                    "scripted_error",
+                    retry_after=directives.retry_after,
+                )
 
         window = _pick(directives.context_window, self.knobs.context_window_tokens)
         prompt = prompt_tokens(messages)

@@ -9,6 +9,7 @@ from celery import Task
 from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import ASSISTANT_TURN_TASK
+from common.llm.retry_after import requested_wait_s
 from common.settings import get_settings
 from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
 
@@ -27,7 +28,8 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
     """Answer the stored user message `user_message_pk`; return the reply's pk.
 
     A failed LLM call is retried with exponential backoff as a Celery
-    countdown (the lease is extended to cover the wait); after the last try
+    countdown, or after the wait a 429 or 503 asked for in `Retry-After` (the lease is
+    extended to cover the wait); after the last try
     the turn ends with an `error` event and a stored error.
     """
     settings = get_settings()
@@ -40,6 +42,11 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
         retries = self.request.retries
         if retries < settings.llm_max_retries:
             countdown = settings.llm_retry_backoff_s * 2**retries
+            asked = requested_wait_s(exc)
+            if asked is not None:
+                # The provider said when it can serve again (429, 503): sooner fails
+                # again, later loses time; no wait may outlast the turn's deadline.
+                countdown = min(asked, settings.turn_deadline_s)
             log.warning(
                 "turn for message %s failed (%s); retry %s in %.1fs",
                 user_message_pk,
