@@ -21,4 +21,6 @@ def is_context_length_exceeded(error: BaseException) -> bool:
         return False
     if getattr(error, "code", None) == "context_length_exceeded":
         return True
-    return "context length" in str(error).lower()
+    # vLLM: "maximum context length"; llama.cpp: "exceeds the available context size".
+    text = str(error).lower()
+    return any(words in text for words in ("context length", "context size", "context window"))
