@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     # The answer's limit, sent as the request's `max_tokens` and kept free in the window;
     # unset: nothing is sent and 1024 tokens (at most a quarter of the window) are kept.
     llm_max_answer_tokens: int | None = Field(default=None, gt=0)
+    # A backup provider: a turn whose primary fails before its first token (refused,
+    # reset, timeout, 5xx, 429) goes to it at once. Enabled by either setting; each
+    # unset part is the primary's.
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: str | None = None
+    llm_fallback_model: str | None = None
+    # With a fallback: after this many failures of the primary in a row (shared by every
+    # worker through Redis) the primary is skipped for LLM_BREAKER_OPEN_S, then tried again.
+    llm_breaker_failures: int = Field(default=5, gt=0)
+    llm_breaker_open_s: float = Field(default=30.0, gt=0)
 
     # Streaming: first token at once, then at most one mojo_token per window.
     token_emit_interval_ms: int = Field(default=50, ge=0)
@@ -183,6 +193,10 @@ class Settings(BaseSettings):
         window = self.context_window_tokens
         room = self.llm_max_answer_tokens or min(DEFAULT_ANSWER_ROOM_TOKENS, window // 4)
         return max(0, window - room)
+
+    @property
+    def llm_fallback_enabled(self) -> bool:
+        return bool(self.llm_fallback_base_url or self.llm_fallback_model)
 
     @property
     def broker_url(self) -> str:

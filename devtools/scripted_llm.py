@@ -87,6 +87,7 @@ class Directives:
     finish: str | None = None
     quirks: tuple[str, ...] = ()
     fail_status: int | None = None
+    fail_model: str | None = None
     retry_after: int | None = None
 
 
@@ -127,7 +128,8 @@ def parse_directives(text: str) -> tuple[str, Directives]:
 
     - `error=CODE`          answer HTTP CODE (400-599) with an OpenAI-style error body
     - `fail_first=N`        the first N identical conversations get a 500, later ones succeed
-    - `fail_status=CODE`    the status `fail_first` answers with (default 500)
+    - `fail_status=CODE`    the status `fail_first` and `fail_model` answer with (default 500)
+    - `fail_model=NAME`     requests for the model NAME fail (a primary down, its fallback up)
     - `retry_after=S`       error answers carry `Retry-After: S`, as rate limits and 503s do
     - `break_after=N`       stream N content chunks, then drop the connection without [DONE]
     - `stall_after=N`       stream N content chunks, then go silent (connection kept open)
@@ -162,6 +164,9 @@ def parse_directives(text: str) -> tuple[str, Directives]:
             if unknown or not quirks:
                 raise ValueError(f"unknown quirk {raw!r}; known: {sorted(QUIRKS)}")
             values["quirks"] = quirks
+            continue
+        if name == "fail_model":
+            values[name] = raw.strip()
             continue
         if name == "finish":
             if raw not in FINISH_REASONS:
@@ -705,6 +710,14 @@ class ScriptedLLM:
             raise HttpError(
                 directives.error,
                 "scripted error on request",
+                "scripted_error",
+                retry_after=directives.retry_after,
+            )
+        if directives.fail_model is not None and body.get("model") == directives.fail_model:
+            self.stats.errors_injected += 1
+            raise HttpError(
+                directives.fail_status or 500,
+                f"scripted failure of model {directives.fail_model}",
                 "scripted_error",
                 retry_after=directives.retry_after,
             )

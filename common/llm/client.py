@@ -14,16 +14,19 @@ from typing import Any
 
 import openai
 
+from common.llm.providers import Provider, primary_provider
 from common.llm.reusable_stream import ReusableStream
 from common.settings import get_settings
 
 
-@lru_cache(maxsize=1)
-def get_llm_client() -> openai.OpenAI:
+@lru_cache(maxsize=4)
+def get_llm_client(provider: Provider | None = None) -> openai.OpenAI:
+    """The client of `provider` (the primary by default)."""
     settings = get_settings()
+    provider = provider or primary_provider()
     return openai.OpenAI(
-        api_key=settings.openai_api_key or "not-needed",
-        base_url=settings.openai_base_url,
+        api_key=provider.api_key or "not-needed",
+        base_url=provider.base_url,
         # `read` bounds the silence between two chunks: a stalled stream ends.
         timeout=openai.Timeout(
             settings.llm_timeout_s, connect=5.0, read=settings.llm_stall_timeout_s
@@ -120,7 +123,7 @@ class ChatStream:
         return _estimated_usage(self.model, self._messages, "".join(self._text))
 
 
-def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
+def stream_chat(messages: list[dict[str, str]], provider: Provider | None = None) -> ChatStream:
     """A streamed chat completion; iterate it for the text deltas.
 
     The request goes through the client's generic `post`, the very call that
@@ -131,10 +134,12 @@ def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
     (`Stream[object]`), and only their text is taken.
 
     The usage is asked for (`stream_options.include_usage`): it comes in a last chunk.
+    `provider` is the primary unless said.
     """
     settings = get_settings()
+    provider = provider or primary_provider()
     body: dict[str, Any] = {
-        "model": settings.llm_model,
+        "model": provider.model,
         "messages": messages,
         "temperature": settings.llm_temperature,
         "stream": True,
@@ -142,14 +147,14 @@ def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
     }
     if settings.llm_max_answer_tokens:
         body["max_tokens"] = settings.llm_max_answer_tokens
-    stream = get_llm_client().post(
+    stream = get_llm_client(provider).post(
         "/chat/completions",
         body=body,
         cast_to=object,
         stream=True,
         stream_cls=ReusableStream,
     )
-    return ChatStream(messages, stream, settings.llm_model)
+    return ChatStream(messages, stream, provider.model)
 
 
 def delta_content(chunk: object) -> str | None:
