@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=2, ge=0)
     llm_retry_backoff_s: float = Field(default=1.0, gt=0)
     llm_temperature: float = 0.3
+    # The model's context window in tokens; unset: the configured model's where known
+    # (common/llm/context_window.py), else 128000. The prompt is fitted into it.
+    llm_context_window_tokens: int | None = Field(default=None, gt=0)
+    # The answer's limit, sent as the request's `max_tokens` and kept free in the window;
+    # unset: nothing is sent and 1024 tokens (at most a quarter of the window) are kept.
+    llm_max_answer_tokens: int | None = Field(default=None, gt=0)
+    # A backup provider: a turn whose primary fails before its first token (refused,
+    # reset, timeout, 5xx, 429) goes to it at once. Enabled by either setting; each
+    # unset part is the primary's.
+    llm_fallback_base_url: str | None = None
+    llm_fallback_api_key: str | None = None
+    llm_fallback_model: str | None = None
+    # With a fallback: after this many failures of the primary in a row (shared by every
+    # worker through Redis) the primary is skipped for LLM_BREAKER_OPEN_S, then tried again.
+    llm_breaker_failures: int = Field(default=5, gt=0)
+    llm_breaker_open_s: float = Field(default=30.0, gt=0)
 
     # Streaming: first token at once, then at most one mojo_token per window.
     token_emit_interval_ms: int = Field(default=50, ge=0)
@@ -161,6 +177,26 @@ class Settings(BaseSettings):
             if url.startswith(scheme):
                 return "postgresql+psycopg2://" + url[len(scheme) :]
         return url
+
+    @property
+    def context_window_tokens(self) -> int:
+        """LLM_CONTEXT_WINDOW_TOKENS, or the configured model's known window."""
+        from common.llm.context_window import known_context_window
+
+        return self.llm_context_window_tokens or known_context_window(self.llm_model)
+
+    @property
+    def prompt_budget_tokens(self) -> int:
+        """What the prompt may take of the window: the rest is the answer's room."""
+        from common.llm.context_window import DEFAULT_ANSWER_ROOM_TOKENS
+
+        window = self.context_window_tokens
+        room = self.llm_max_answer_tokens or min(DEFAULT_ANSWER_ROOM_TOKENS, window // 4)
+        return max(0, window - room)
+
+    @property
+    def llm_fallback_enabled(self) -> bool:
+        return bool(self.llm_fallback_base_url or self.llm_fallback_model)
 
     @property
     def broker_url(self) -> str:

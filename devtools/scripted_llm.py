@@ -17,7 +17,8 @@ Run it with `python -m devtools.scripted_llm [--port 8001] [--ttft-ms 0] ...`; i
 - POST /v1/chat/completions  non-stream JSON or SSE stream, like the OpenAI API
 - GET  /v1/models, GET /v1/models/<id>  (any model name is accepted by completions)
 - GET  /health               {"status": "ok"}
-- GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words
+- GET|POST /_control         read or set the knobs ttft_ms, token_interval_ms, answer_words,
+                             context_window_tokens
 - GET  /_stats               request and stream counters
 - GET  /_streams             wall-clock timings of the latest streams (for benchmarks)
 - POST /_reset               restore start-up knobs, zero the counters and timings, forget
@@ -82,6 +83,12 @@ class Directives:
     reply: str | None = None
     script: str | None = None
     usage: int | None = None
+    context_window: int | None = None
+    finish: str | None = None
+    quirks: tuple[str, ...] = ()
+    fail_status: int | None = None
+    fail_model: str | None = None
+    retry_after: int | None = None
 
 
 # Integer directives and the smallest value each accepts.
@@ -94,6 +101,22 @@ _INT_DIRECTIVES: dict[str, int] = {
     "token_interval_ms": 0,
     "words": 0,
     "usage": 0,
+    "context_window": 1,
+    "fail_status": 400,
+    "retry_after": 0,
+}
+# How a stream may end, as OpenAI's `finish_reason` says it.
+FINISH_REASONS = ("stop", "length", "content_filter")
+# What real providers send that the polite default stream does not (see `_stream`).
+QUIRKS = {
+    "azure_prompt_filter": "a first chunk with empty `choices` and `prompt_filter_results`",
+    "sse_comments": "SSE comments, blank keep-alive lines and data-less `ping` events",
+    "usage_in_last_chunk": "the usage in the finish chunk, beside its `choices`",
+    "usage_without_choices": "a usage-only final chunk with no `choices` key at all",
+    "split_lines": "every `data:` line sent in three TCP writes",
+    "extra_fields": "unknown fields in chunks, choices and deltas",
+    "role_only_first": "a first delta with the role and no `content` key",
+    "error_event": "an SSE `error` event after two content chunks, in the 200 stream",
 }
 
 
@@ -105,6 +128,9 @@ def parse_directives(text: str) -> tuple[str, Directives]:
 
     - `error=CODE`          answer HTTP CODE (400-599) with an OpenAI-style error body
     - `fail_first=N`        the first N identical conversations get a 500, later ones succeed
+    - `fail_status=CODE`    the status `fail_first` and `fail_model` answer with (default 500)
+    - `fail_model=NAME`     requests for the model NAME fail (a primary down, its fallback up)
+    - `retry_after=S`       error answers carry `Retry-After: S`, as rate limits and 503s do
     - `break_after=N`       stream N content chunks, then drop the connection without [DONE]
     - `stall_after=N`       stream N content chunks, then go silent (connection kept open)
     - `ttft_ms=N`           delay before the first chunk, for this request
@@ -114,6 +140,13 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     - `script=NAME`         answer with the named script (see SCRIPTS)
     - `usage=0`             report no usage even when asked for it (`include_usage`), as
                             some OpenAI-compatible servers do; `usage=1` is the default
+    - `context_window=N`    this request's context window in tokens (see `prompt_tokens`);
+                            a longer request (prompt + `max_tokens`) gets OpenAI's 400
+                            `context_length_exceeded`
+    - `quirk=A,B`           stream as real providers do (any of QUIRKS, comma-separated)
+    - `finish=REASON`       end the stream with this `finish_reason`: stop, length or
+                            content_filter (a `max_tokens` shorter than the answer also
+                            cuts it, with `length`, as OpenAI does)
 
     Unknown names and malformed values raise ValueError (the server answers 400), because a
     silently ignored typo would make a fault test pass for the wrong reason. New directives
@@ -123,6 +156,21 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     for match in DIRECTIVE_RE.finditer(text):
         name, raw = match.group(1), match.group(2)
         if name == "reply":
+            values[name] = raw
+            continue
+        if name == "quirk":
+            quirks = tuple(q.strip() for q in raw.split(",") if q.strip())
+            unknown = [q for q in quirks if q not in QUIRKS]
+            if unknown or not quirks:
+                raise ValueError(f"unknown quirk {raw!r}; known: {sorted(QUIRKS)}")
+            values["quirks"] = quirks
+            continue
+        if name == "fail_model":
+            values[name] = raw.strip()
+            continue
+        if name == "finish":
+            if raw not in FINISH_REASONS:
+                raise ValueError(f"unknown finish reason {raw!r}; known: {FINISH_REASONS}")
             values[name] = raw
             continue
         if name == "script":
@@ -136,7 +184,7 @@ def parse_directives(text: str) -> tuple[str, Directives]:
             number = int(raw.strip())
         except ValueError:
             raise ValueError(f"directive [llm:{name}=...] needs an integer, got {raw!r}") from None
-        if number < _INT_DIRECTIVES[name] or (name == "error" and number > 599):
+        if number < _INT_DIRECTIVES[name] or (name in ("error", "fail_status") and number > 599):
             raise ValueError(f"directive [llm:{name}={number}] is out of range")
         values[name] = number
     stripped = " ".join(DIRECTIVE_RE.sub(" ", text).split())
@@ -353,6 +401,16 @@ def reply_for(conversation: Conversation) -> str:
     return pick_script(conversation)(conversation)
 
 
+# What each message costs besides its words (role, separators), as in `prompt_tokens`.
+PER_MESSAGE_TOKENS = 4
+
+
+def prompt_tokens(messages: list[Message]) -> int:
+    """The scripted model's count of a prompt's tokens: one per word, plus
+    PER_MESSAGE_TOKENS per message. What its window and its usage count."""
+    return sum(len(message_text(m).split()) + PER_MESSAGE_TOKENS for m in messages)
+
+
 _CHUNK_RE = re.compile(r"\s*\S+\s*")
 
 
@@ -380,6 +438,8 @@ class Knobs:
     ttft_ms: int = 0
     token_interval_ms: int = 0
     answer_words: int = DEFAULT_ANSWER_WORDS
+    # 0: no window; else requests longer than this many tokens get a 400.
+    context_window_tokens: int = 0
 
 
 @dataclass
@@ -395,6 +455,8 @@ class Stats:
     connections_accepted: int = 0
     completion_requests: int = 0
     errors_injected: int = 0
+    # Requests refused as longer than the context window.
+    context_length_refusals: int = 0
     streams_started: int = 0
     streams_finished: int = 0
     streams_broken: int = 0
@@ -420,11 +482,20 @@ class _DeliberateBreak(ConnectionResetError):
 class HttpError(Exception):
     """An OpenAI-style error answer."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.param = param
+        self.retry_after = retry_after
 
 
 _ERROR_TYPES = {
@@ -450,6 +521,40 @@ def _sse(payload: dict[str, Any] | str) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
+def _sse_event(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+# Azure OpenAI's first chunk: the prompt's content filter verdict, no choices.
+AZURE_PROMPT_FILTER_CHUNK: dict[str, Any] = {
+    "choices": [],
+    "created": 0,
+    "id": "",
+    "model": "",
+    "object": "",
+    "prompt_filter_results": [
+        {
+            "prompt_index": 0,
+            "content_filter_results": {
+                "hate": {"filtered": False, "severity": "safe"},
+                "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": False, "severity": "safe"},
+            },
+        }
+    ],
+}
+# What OpenAI sends when a stream fails after its 200 status.
+STREAM_ERROR: dict[str, Any] = {
+    "error": {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    }
+}
+
+
 def _conversation_key(messages: list[Message]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
 
@@ -466,6 +571,8 @@ class _Plan:
     interval_s: float
     include_usage: bool
     sock: socket.socket | None
+    finish: str = "stop"
+    prompt_tokens: int = 0
 
 
 @dataclass
@@ -543,19 +650,29 @@ class ScriptedLLM:
 
     @staticmethod
     def _json(
-        start_response: StartResponse, payload: dict[str, Any], status: int = 200
+        start_response: StartResponse,
+        payload: dict[str, Any],
+        status: int = 200,
+        extra_headers: list[tuple[str, str]] | None = None,
     ) -> Iterator[bytes]:
         body = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        headers += extra_headers or []
         start_response(_status_line(status), headers)
         return iter([body])
 
     def _error(self, start_response: StartResponse, error: HttpError) -> Iterator[bytes]:
         kind = _ERROR_TYPES.get(error.status, "server_error" if error.status >= 500 else "error")
         body = {
-            "error": {"message": error.message, "type": kind, "param": None, "code": error.code}
+            "error": {
+                "message": error.message,
+                "type": kind,
+                "param": error.param,
+                "code": error.code,
+            }
         }
-        return self._json(start_response, body, error.status)
+        headers = [("Retry-After", str(error.retry_after))] if error.retry_after else []
+        return self._json(start_response, body, error.status, headers)
 
     def _set_knobs(self, body: dict[str, Any]) -> dict[str, Any]:
         known = asdict(self.knobs)
@@ -590,18 +707,59 @@ class ScriptedLLM:
 
         if directives.error is not None:
             self.stats.errors_injected += 1
-            raise HttpError(directives.error, "scripted error on request", "scripted_error")
+            raise HttpError(
+                directives.error,
+                "scripted error on request",
+                "scripted_error",
+                retry_after=directives.retry_after,
+            )
+        if directives.fail_model is not None and body.get("model") == directives.fail_model:
+            self.stats.errors_injected += 1
+            raise HttpError(
+                directives.fail_status or 500,
+                f"scripted failure of model {directives.fail_model}",
+                "scripted_error",
+                retry_after=directives.retry_after,
+            )
         if directives.fail_first is not None:
             key = _conversation_key(messages)
             self._seen[key] = self._seen.get(key, 0) + 1
             if self._seen[key] <= directives.fail_first:
                 self.stats.errors_injected += 1
-                raise HttpError(500, "scripted fail_first failure", "scripted_error")
+                raise HttpError(
+                    directives.fail_status or 500,
+                    "scripted fail_first failure",
+                    "scripted_error",
+                    retry_after=directives.retry_after,
+                )
+
+        window = _pick(directives.context_window, self.knobs.context_window_tokens)
+        prompt = prompt_tokens(messages)
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        max_tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None
+        if window and prompt + (max_tokens or 0) > window:
+            self.stats.context_length_refusals += 1
+            # OpenAI's words and code for it.
+            raise HttpError(
+                400,
+                f"This model's maximum context length is {window} tokens. However, you "
+                f"requested {prompt + (max_tokens or 0)} tokens ({prompt} in the messages, "
+                f"{max_tokens or 0} in the completion). Please reduce the length of the "
+                "messages or completion.",
+                "context_length_exceeded",
+                param="messages",
+            )
+        text = reply_for(conversation)
+        finish = directives.finish or "stop"
+        if max_tokens is not None and len(reply_chunks(text)) > max_tokens:
+            text, finish = "".join(reply_chunks(text)[:max_tokens]), "length"
 
         plan = _Plan(
             messages=messages,
             directives=directives,
-            text=reply_for(conversation),
+            text=text,
+            finish=finish,
+            prompt_tokens=prompt,
             model=str(body.get("model") or self.model),
             ttft_s=_pick(directives.ttft_ms, self.knobs.ttft_ms) / 1000,
             interval_s=_pick(directives.token_interval_ms, self.knobs.token_interval_ms) / 1000,
@@ -614,7 +772,7 @@ class ScriptedLLM:
         return self._complete(start_response, plan)
 
     def _usage(self, plan: _Plan) -> dict[str, int]:
-        prompt = sum(len(message_text(m).split()) for m in plan.messages)
+        prompt = plan.prompt_tokens
         completion = len(reply_chunks(plan.text))
         return {
             "prompt_tokens": prompt,
@@ -643,7 +801,7 @@ class ScriptedLLM:
                     "index": 0,
                     "message": {"role": "assistant", "content": plan.text, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": plan.finish,
                 }
             ],
             "usage": self._usage(plan) if plan.directives.usage != 0 else None,
@@ -672,9 +830,34 @@ class ScriptedLLM:
             "model": plan.model,
         }
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        quirks = plan.directives.quirks
+        if "extra_fields" in quirks:
+            head = {**head, "service_tier": "default", "x_provider": {"region": "eu", "n": 1}}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return _sse({**head, "system_fingerprint": None, "choices": [choice]})
+            if "extra_fields" in quirks:
+                choice["content_filter_results"] = {}
+                delta = {**delta, "refusal": None, "reasoning_content": None}
+                choice["delta"] = delta
+            payload = {**head, "system_fingerprint": None, "choices": [choice]}
+            if usage is not None:
+                payload["usage"] = usage
+            return _sse(payload)
+
+        def send(event: bytes) -> Iterator[bytes]:
+            """One SSE event, as the quirks ask it to travel."""
+            if "sse_comments" in quirks:
+                yield b": keep-alive\n\n"
+                yield b"\n"
+            if "split_lines" in quirks:
+                # Separate writes, a moment apart: the client reads them separately.
+                third = max(1, len(event) // 3)
+                for start in range(0, len(event), third):
+                    yield event[start : start + third]
+                    gevent.sleep(0.002)
+                return
+            yield event
 
         directives = plan.directives
         pieces = reply_chunks(plan.text)
@@ -692,6 +875,9 @@ class ScriptedLLM:
             # reported in the last chunk (None if not asked for or not reached).
             "closed_by_client": False,
             "usage": None,
+            # What reached the model: how many messages, and their tokens as it counts them.
+            "messages": len(plan.messages),
+            "prompt_tokens": plan.prompt_tokens,
         }
         self.stream_log.append(record)
 
@@ -703,13 +889,24 @@ class ScriptedLLM:
                 # token, and the TTFT is spent waiting for chunks.
                 write(b"")
                 gevent.sleep(plan.ttft_s)
-                yield chunk({"role": "assistant", "content": ""})
+                if "azure_prompt_filter" in quirks:
+                    yield from send(_sse(AZURE_PROMPT_FILTER_CHUNK))
+                if "sse_comments" in quirks:
+                    yield b"event: ping\n\n"
+                first = {"role": "assistant"}
+                yield from send(
+                    chunk(first if "role_only_first" in quirks else {**first, "content": ""})
+                )
                 for index, piece in enumerate(pieces):
                     if index == cut:
                         break
+                    if "error_event" in quirks and index == 2:
+                        yield from send(_sse_event("error", STREAM_ERROR))
+                        deliberate = True
+                        return
                     if index:
                         gevent.sleep(plan.interval_s)
-                    yield chunk({"content": piece})
+                    yield from send(chunk({"content": piece}))
                     record["last_chunk_at"] = time.time()
                     if not index:
                         record["first_chunk_at"] = record["last_chunk_at"]
@@ -719,11 +916,18 @@ class ScriptedLLM:
                         _stall(plan.sock)
                     deliberate = True
                     raise _DeliberateBreak()
-                yield chunk({}, "stop")
                 if plan.include_usage:
                     record["usage"] = self._usage(plan)
-                    yield _sse({**head, "choices": [], "usage": record["usage"]})
-                yield _sse("[DONE]")
+                if "usage_in_last_chunk" in quirks:
+                    yield from send(chunk({}, plan.finish, usage=record["usage"]))
+                else:
+                    yield from send(chunk({}, plan.finish))
+                    if record["usage"] is not None:
+                        final = {**head, "choices": [], "usage": record["usage"]}
+                        if "usage_without_choices" in quirks:
+                            del final["choices"]
+                        yield from send(_sse(final))
+                yield from send(_sse("[DONE]"))
                 finished = True
             finally:
                 record["ended_at"] = time.time()
@@ -805,10 +1009,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=_env_int("SCRIPTED_LLM_ANSWER_WORDS", DEFAULT_ANSWER_WORDS),
         help="words per scripted answer",
     )
+    parser.add_argument(
+        "--context-window-tokens",
+        type=int,
+        default=_env_int("SCRIPTED_LLM_CONTEXT_WINDOW_TOKENS", 0),
+        help="the model's window (0: none); longer requests get 400 context_length_exceeded",
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model id listed by /v1/models")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
-    for name in ("ttft_ms", "token_interval_ms", "answer_words"):
+    for name in ("ttft_ms", "token_interval_ms", "answer_words", "context_window_tokens"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     return args
@@ -846,7 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ScriptedLLM(
         model=args.model,
-        knobs=Knobs(args.ttft_ms, args.token_interval_ms, args.answer_words),
+        knobs=Knobs(
+            args.ttft_ms, args.token_interval_ms, args.answer_words, args.context_window_tokens
+        ),
     )
     server = WSGIServer(
         (args.host, args.port),

@@ -39,6 +39,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from common import metrics
+from common.llm import breaker
+from common.llm.providers import fallback_provider
 from common.models import Message, awaiting_ack
 from common.redis_clients import broker_redis
 from common.settings import get_settings
@@ -77,6 +79,23 @@ class ClusterCollector(Collector):
         broker_ok = yield from self._from_broker()
         sources.add_metric(("broker",), 1.0 if broker_ok else 0.0)
         yield sources
+        yield self._llm_providers()
+
+    @staticmethod
+    def _llm_providers() -> Metric:
+        """One sample per provider and breaker state, 1 for its current state."""
+        family = GaugeMetricFamily(
+            "system1_llm_provider_state",
+            "Each LLM provider's breaker state (1 for the current one): closed, open, half_open.",
+            labels=("provider", "state"),
+        )
+        providers = {"primary": breaker.CLOSED}
+        if fallback_provider() is not None:
+            providers = {"primary": breaker.state("primary"), "fallback": breaker.CLOSED}
+        for provider, current in providers.items():
+            for state in (breaker.CLOSED, breaker.OPEN, breaker.HALF_OPEN):
+                family.add_metric((provider, state), 1.0 if state == current else 0.0)
+        return family
 
     def _from_redis(self) -> Iterator[Metric]:
         store = metrics.cluster_metrics()

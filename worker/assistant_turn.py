@@ -32,6 +32,9 @@ from common.celery.task_names import TITLE_TASK, TODOS_TASK
 from common.db import autocommit_connection, with_db_session
 from common.delivery.emitter import emit_to_session
 from common.delivery.protocol import StoredReply
+from common.llm import breaker
+from common.llm.context_window import TokenCounter, fit_conversation
+from common.llm.providers import Provider, fallback_provider, is_outage, primary_provider
 from common.models import (
     MOJO_SENDER,
     ChatSession,
@@ -130,6 +133,8 @@ class AssistantTurn:
         self.task: TaskContext | None = None
         self._settings = get_settings()
         self._lease_renewed_at = 0.0
+        # Once a token was shown, a failure is not switched to the fallback.
+        self._first_token_seen = False
 
     def run(self) -> int | None:
         """Answer the message; the stored reply's pk, or None if there was
@@ -150,8 +155,80 @@ class AssistantTurn:
             # Stopped while queued: end at once, with an empty text and no LLM call.
             usage = llm.Usage(self._settings.llm_model, 0, 0, estimated=False)
             return self._store_and_deliver(Answer("", usage=usage, stopped=True, duration_ms=0))
-        answer = self._stream_answer(conversation)
+        answer = self._stream_from_providers(self._fit_in_window(conversation))
         return self._store_and_deliver(answer)
+
+    def _stream_from_providers(self, prompt: list[dict[str, str]]) -> Answer:
+        """Stream from the primary; if it fails before the first token for an outage
+        (refused, reset, timeout, 5xx, 429) and a fallback is configured, from the fallback
+        at once. A primary whose breaker is open is not tried. After the first token a
+        failure propagates, for the task to retry, as without a fallback."""
+        fallback = fallback_provider()
+        primary = primary_provider()
+        if fallback is None:
+            return self._stream_within_window(prompt, primary)
+        if breaker.state(primary.name) == breaker.OPEN:
+            log.info(
+                "turn for message %s: primary LLM skipped (breaker open)", self.user_message_pk
+            )
+            metrics.increment("llm_fallback_turns")
+            return self._stream_within_window(prompt, fallback)
+        try:
+            answer = self._stream_within_window(prompt, primary)
+        except llm.LLMError as exc:
+            if self._first_token_seen or not is_outage(exc):
+                raise
+            breaker.record_failure(primary.name)
+            log.warning(
+                "turn for message %s: primary LLM failed before its first token (%s: %s); "
+                "the fallback answers",
+                self.user_message_pk,
+                type(exc).__name__,
+                exc,
+            )
+            metrics.increment("llm_fallback_turns")
+            return self._stream_within_window(prompt, fallback)
+        breaker.record_success(primary.name)
+        return answer
+
+    def _fit_in_window(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The prompt that fits the model's window: the system prompt (with a task's
+        instructions) and the message answered always, then the newest history that fits."""
+        system, history, current = conversation[0], conversation[1:-1], conversation[-1]
+        prompt = fit_conversation(
+            TokenCounter(self._settings.llm_model),
+            system,
+            history,
+            current,
+            self._settings.prompt_budget_tokens,
+        )
+        if len(prompt) < len(conversation):
+            log.info(
+                "turn for message %s: %d of %d history messages fit the context window",
+                self.user_message_pk,
+                len(prompt) - 2,
+                len(history),
+            )
+        return prompt
+
+    def _stream_within_window(self, prompt: list[dict[str, str]], provider: Provider) -> Answer:
+        """Stream the answer; if the LLM still finds the prompt too long for its window
+        (its tokenizer is not ours), try once more with the newer half of the history."""
+        try:
+            return self._stream_answer(prompt, provider)
+        except llm.LLMError as exc:
+            if not llm.is_context_length_exceeded(exc):
+                raise
+            history = prompt[1:-1]
+            kept = history[len(history) - len(history) // 2 :]
+            log.warning(
+                "turn for message %s: the LLM found the prompt longer than its context "
+                "window; retrying once with %d of the %d history messages sent",
+                self.user_message_pk,
+                len(kept),
+                len(history),
+            )
+            return self._stream_answer([prompt[0], *kept, prompt[-1]], provider)
 
     def claim(self, extra_s: float = 0.0) -> bool:
         """Take (or keep) the lease on the message, unless it is answered or
@@ -228,7 +305,7 @@ class AssistantTurn:
         inputs = [item for item in execution.json_inputs if item.get("value")]
         return render_prompt("task_system", task=task, inputs=inputs, draft=draft, **context)
 
-    def _stream_answer(self, conversation: list[dict[str, str]]) -> Answer:
+    def _stream_answer(self, conversation: list[dict[str, str]], provider: Provider) -> Answer:
         interval_s = self._settings.token_emit_interval_ms / 1000
         mojo_tokens = TokenCoalescer(
             interval_s,
@@ -243,11 +320,12 @@ class AssistantTurn:
         stopped = False
         stop_checked_at = started
         shown = TaggedText(outside="", title="", draft="", has_execution=False)
-        stream = llm.stream_chat(conversation)
+        stream = llm.stream_chat(conversation, provider)
         for delta in stream:
             now = time.monotonic()
             if first_token_at is None:
                 first_token_at = now
+                self._first_token_seen = True
                 metrics.record_time_to_first_token(now - started)
             if now - stop_checked_at >= STOP_POLL_INTERVAL_S:
                 stop_checked_at = now

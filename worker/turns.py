@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import logging
 
+import openai
 from celery import Task
 
 from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import ASSISTANT_TURN_TASK
+from common.llm.retry_after import requested_wait_s
 from common.settings import get_settings
 from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
 
 log = logging.getLogger(__name__)
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the provider refused this request for what it is (a 4xx other than a rate
+    limit or a timeout): asking again would get the same answer."""
+    return (
+        isinstance(error, openai.APIStatusError)
+        and 400 <= error.status_code < 500
+        and (error.status_code not in (408, 409, 429))
+    )
 
 
 @celery_app.task(
@@ -27,7 +39,9 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
     """Answer the stored user message `user_message_pk`; return the reply's pk.
 
     A failed LLM call is retried with exponential backoff as a Celery
-    countdown (the lease is extended to cover the wait); after the last try
+    countdown, or after the wait a 429 or 503 asked for in `Retry-After` (the lease is
+    extended to cover the wait). A request the provider refuses (400, 401, 404...) is not
+    asked again. After the last try
     the turn ends with an `error` event and a stored error.
     """
     settings = get_settings()
@@ -38,8 +52,13 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
         reply_pk = turn.run()
     except llm.LLMError as exc:
         retries = self.request.retries
-        if retries < settings.llm_max_retries:
+        if retries < settings.llm_max_retries and not _refused(exc):
             countdown = settings.llm_retry_backoff_s * 2**retries
+            asked = requested_wait_s(exc)
+            if asked is not None:
+                # The provider said when it can serve again (429, 503): sooner fails
+                # again, later loses time; no wait may outlast the turn's deadline.
+                countdown = min(asked, settings.turn_deadline_s)
             log.warning(
                 "turn for message %s failed (%s); retry %s in %.1fs",
                 user_message_pk,

@@ -12,7 +12,7 @@ from common.llm.client import (
     get_llm_client,
     stream_chat,
 )
-from common.llm.errors import LLMError
+from common.llm.errors import LLMError, is_context_length_exceeded
 
 __all__ = [
     "ChatStream",
@@ -21,5 +21,6 @@ __all__ = [
     "complete_chat",
     "delta_content",
     "get_llm_client",
+    "is_context_length_exceeded",
     "stream_chat",
 ]

@@ -14,16 +14,19 @@ from typing import Any
 
 import openai
 
+from common.llm.providers import Provider, primary_provider
 from common.llm.reusable_stream import ReusableStream
 from common.settings import get_settings
 
 
-@lru_cache(maxsize=1)
-def get_llm_client() -> openai.OpenAI:
+@lru_cache(maxsize=4)
+def get_llm_client(provider: Provider | None = None) -> openai.OpenAI:
+    """The client of `provider` (the primary by default)."""
     settings = get_settings()
+    provider = provider or primary_provider()
     return openai.OpenAI(
-        api_key=settings.openai_api_key or "not-needed",
-        base_url=settings.openai_base_url,
+        api_key=provider.api_key or "not-needed",
+        base_url=provider.base_url,
         # `read` bounds the silence between two chunks: a stalled stream ends.
         timeout=openai.Timeout(
             settings.llm_timeout_s, connect=5.0, read=settings.llm_stall_timeout_s
@@ -97,13 +100,15 @@ class ChatStream:
                     choice = choices[0]
                     delta = choice.get("delta")
                     content = delta.get("content") if isinstance(delta, dict) else None
+                    if choice.get("finish_reason"):
+                        # Some servers send the last text and the reason in one chunk.
+                        self.finish_reason = str(choice["finish_reason"])
                     if isinstance(content, str) and content:
                         self._text.append(content)
                         yield content
-                    elif choice.get("finish_reason"):
-                        self.finish_reason = str(choice["finish_reason"])
-                elif "usage" in chunk:
-                    # The last chunk when include_usage was asked: no choices, the usage.
+                if isinstance(chunk.get("usage"), dict):
+                    # Usually a last chunk of its own (no or empty `choices`), but some
+                    # servers put it in the finish chunk; OpenAI's others carry `null`.
                     self.model = str(chunk.get("model") or self.model)
                     self._reported = _reported_usage(self.model, chunk["usage"])
 
@@ -118,7 +123,7 @@ class ChatStream:
         return _estimated_usage(self.model, self._messages, "".join(self._text))
 
 
-def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
+def stream_chat(messages: list[dict[str, str]], provider: Provider | None = None) -> ChatStream:
     """A streamed chat completion; iterate it for the text deltas.
 
     The request goes through the client's generic `post`, the very call that
@@ -129,22 +134,27 @@ def stream_chat(messages: list[dict[str, str]]) -> ChatStream:
     (`Stream[object]`), and only their text is taken.
 
     The usage is asked for (`stream_options.include_usage`): it comes in a last chunk.
+    `provider` is the primary unless said.
     """
     settings = get_settings()
-    stream = get_llm_client().post(
+    provider = provider or primary_provider()
+    body: dict[str, Any] = {
+        "model": provider.model,
+        "messages": messages,
+        "temperature": settings.llm_temperature,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if settings.llm_max_answer_tokens:
+        body["max_tokens"] = settings.llm_max_answer_tokens
+    stream = get_llm_client(provider).post(
         "/chat/completions",
-        body={
-            "model": settings.llm_model,
-            "messages": messages,
-            "temperature": settings.llm_temperature,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        },
+        body=body,
         cast_to=object,
         stream=True,
         stream_cls=ReusableStream,
     )
-    return ChatStream(messages, stream, settings.llm_model)
+    return ChatStream(messages, stream, provider.model)
 
 
 def delta_content(chunk: object) -> str | None:
@@ -167,6 +177,7 @@ def complete_chat(messages: list[dict[str, str]]) -> tuple[str, Usage]:
         model=settings.llm_model,
         messages=messages,  # type: ignore[arg-type]
         temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_answer_tokens or openai.NOT_GIVEN,
     )
     text = response.choices[0].message.content or ""
     model = response.model or settings.llm_model

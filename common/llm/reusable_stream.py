@@ -19,11 +19,16 @@ from common.llm.errors import LLMError
 class ReusableStream(openai.Stream[object]):
     """openai's sync `Stream`, reading the body to its end at `[DONE]` so that the HTTP/1.1
     connection can go back to the pool. Nothing is expected after `[DONE]`: what comes is
-    discarded, and a failure while draining does not fail the finished answer."""
+    discarded, and a failure while draining does not fail the finished answer. Events
+    without data (keep-alives some servers send) are skipped: openai would parse them as
+    JSON and fail."""
 
     def _iter_events(self) -> Iterator[Any]:
         events = super()._iter_events()
         for sse in events:
+            if not sse.data.strip():
+                # A keep-alive event with no data (`event: ping`): nothing to parse.
+                continue
             if sse.data.startswith("[DONE]"):
                 try:
                     for _ in events:

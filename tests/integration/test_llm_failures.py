@@ -54,3 +54,15 @@ def test_a_transient_llm_failure_is_retried_and_answered(api, user, session_id, 
 
     assert client.wait_for("mojo_message")["text"] == "Recovered."
     assert client.events("error") == []
+
+
+def test_a_request_the_llm_refuses_is_not_asked_again(api, user, session_id, connect):
+    client = connect(user, session_id)
+
+    # A second try would be answered: the turn must not make one.
+    api.send_message(
+        user, session_id, "Bad [llm:fail_first=1] [llm:fail_status=400] [llm:reply=Asked twice.]"
+    )
+
+    assert client.wait_for("error", timeout=20)
+    assert client.events("mojo_message") == []

@@ -289,3 +289,58 @@ def test_sigterm_exits_cleanly() -> None:
     assert requests.get(url.removesuffix("/v1") + "/health", timeout=5).ok
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+# -- real providers' limits and quirks -------------------------------------------------------
+
+
+def test_a_request_longer_than_the_window_gets_openais_context_length_exceeded(
+    client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=conversation("word " * 50 + "[llm:context_window=40]"),
+        )
+    assert caught.value.code == "context_length_exceeded"
+    assert "maximum context length is 40 tokens" in str(caught.value)
+
+
+def test_max_tokens_counts_against_the_window(client: openai.OpenAI) -> None:
+    messages = conversation("short [llm:context_window=30]")
+    client.chat.completions.create(model=MODEL, messages=messages)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=25)
+
+
+def test_an_answer_longer_than_max_tokens_is_cut_and_ends_for_length(
+    client: openai.OpenAI,
+) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL, messages=conversation("long [llm:words=30]"), max_tokens=5
+    )
+    assert len(completion.choices[0].message.content.split()) == 5
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_fail_model_fails_only_that_model(client: openai.OpenAI) -> None:
+    messages = conversation("[llm:fail_model=primary] [llm:reply=ok]")
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="primary", messages=messages)
+    completion = client.chat.completions.create(model="backup", messages=messages)
+    assert completion.choices[0].message.content == "ok"
+
+
+def test_retry_after_is_sent_with_the_error(root_url: str) -> None:
+    response = requests.post(
+        root_url + "/v1/chat/completions",
+        json={"model": MODEL, "messages": conversation("[llm:error=429] [llm:retry_after=7]")},
+        timeout=5,
+    )
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "7"
+
+
+def test_an_unknown_quirk_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        parse_directives("[llm:quirk=polite]")

@@ -1,4 +1,5 @@
-"""Health of the node's dependencies: database, Redis and the Celery workers."""
+"""Health of the node's dependencies: database, Redis, the Celery workers; and the LLM
+providers' breaker states, for information."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import redis
 from sqlalchemy import text
 
 from common.celery.app import celery_app
+from common.llm import breaker
+from common.llm.providers import fallback_provider
 from common.redis_clients import health_redis
 from common.settings import get_settings
 from web.extensions import db
@@ -52,6 +55,17 @@ def _check_workers() -> dict[str, Any]:
     return {"ok": True, "answered": sorted(name for reply in replies for name in reply)}
 
 
+def _llm_providers() -> dict[str, Any]:
+    """Each LLM provider's breaker state (closed, open, half_open); without a fallback the
+    primary has no breaker and reads closed."""
+    providers = {"primary": {"model": get_settings().llm_model, "state": breaker.CLOSED}}
+    fallback = fallback_provider()
+    if fallback is not None:
+        providers["primary"]["state"] = breaker.state("primary")
+        providers["fallback"] = {"model": fallback.model, "state": breaker.CLOSED}
+    return {"ok": True, "providers": providers}
+
+
 def check_health() -> tuple[dict[str, Any], int]:
     """The state of each dependency; 200 when all are up, else 503 naming the rest."""
     checks = {"database": _check_database(), "redis": _check_redis()}
@@ -59,6 +73,9 @@ def check_health() -> tuple[dict[str, Any], int]:
     checks["workers"] = (
         _check_workers() if checks["redis"]["ok"] else {"ok": False, "error": "redis is down"}
     )
+    # Informational: a provider down is the fallback's job, not a reason to take this
+    # node out of a load balancer.
+    checks["llm"] = _llm_providers() if checks["redis"]["ok"] else {"ok": True}
     down = [name for name, check in checks.items() if not check["ok"]]
     if down:
         return {"status": "unavailable", "down": down, "checks": checks}, 503

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import kombu.exceptions
@@ -14,10 +15,13 @@ from sqlalchemy import (
 from common.db import autocommit_connection
 from common.delivery.acks import record_acks
 from common.delivery.emitter import emit_to_session
-from common.errors import ServiceUnavailable
+from common.errors import PayloadTooLarge, ServiceUnavailable
+from common.llm.context_window import REPLY_PRIMING_TOKENS, TokenCounter
 from common.models import MOJO_SENDER, USER_SENDER, Message
+from common.prompts import render_prompt
 from common.queries import messages as message_queries
 from common.settings import get_settings
+from common.user_time import prompt_dates
 from web.extensions import db, socketio
 from web.services.execution_start import execution_for_session, mark_started
 from web.services.sessions import check_owned, get_owned_session
@@ -41,6 +45,7 @@ def receive_user_message(
     first message starts it). A user over the daily token limit gets TooManyRequests
     and nothing is stored.
     """
+    check_fits_context_window(text)
     check_daily_token_limit(user_id)
     stored = store_message_and_start_turn(user_id, session_id, message_id, text)
     if stored is not None:
@@ -58,6 +63,35 @@ def receive_user_message(
     if stored is None:
         raise RuntimeError(f"session {session_id} is neither a chat nor a form")
     return stored
+
+
+@lru_cache(maxsize=1)
+def _system_prompt_tokens() -> int:
+    """What the chat system prompt takes of the window (its dates and a long name)."""
+    system = render_prompt("chat_system", user_name="x" * 64, language_code="en", **prompt_dates(0))
+    return TokenCounter(get_settings().llm_model).count_message({"content": system})
+
+
+def max_message_tokens() -> int:
+    """The longest user message that fits the model's window with the system prompt and
+    the answer's room, and no history at all."""
+    return max(
+        0,
+        get_settings().prompt_budget_tokens - _system_prompt_tokens() - REPLY_PRIMING_TOKENS,
+    )
+
+
+def check_fits_context_window(text: str) -> None:
+    """PayloadTooLarge if `text` could never be answered: it does not fit the model's
+    context window even alone. Checked before anything is stored."""
+    limit = max_message_tokens()
+    tokens = TokenCounter(get_settings().llm_model).count_message({"content": text})
+    if tokens > limit:
+        raise PayloadTooLarge(
+            f"The message is too long for the model: about {tokens} tokens, "
+            f"and at most {limit} fit in its context window.",
+            extra={"tokens": tokens, "limit": limit},
+        )
 
 
 def store_message_and_start_turn(
