@@ -1,0 +1,508 @@
+"""`make webapp-check MOJODEX=<dir>`: the Mojodex web app, unchanged, driven against System1.
+
+Given a Mojodex checkout (hoomano/mojodex), this:
+
+1. copies its `webapp/` to ~/.cache/system1/webapp/<commit>/ (reruns reuse node_modules and
+   the build; they are redone when package-lock.json or the build's env changes);
+2. writes `.env.local` there (docs/mojodex-webapp.md, "Running it");
+3. runs `npm ci` and `next build`, with Google Fonts answered offline through Next.js's
+   own NEXT_FONT_GOOGLE_MOCKED_RESPONSES hook (a stand-in stylesheet pointing at a local
+   DejaVu face): the build machine reaches the npm registry and nothing else;
+4. starts System1 as `make run` does (devtools.devstack, fresh DATA_DIR, the web app's
+   origin allowed for the socket) and `next start`, both on loopback;
+5. drives the core flows in Playwright with Debian's chromium, screenshots in --out;
+6. prints one line per step, PASS or FAIL, and exits non-zero if any failed.
+
+The browser's socket URL is baked into the build (NEXT_PUBLIC_SOCKETIO_URI), so the ports
+are fixed (--backend-port, --webapp-port) rather than picked at random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("SYSTEM1_CACHE", Path.home() / ".cache" / "system1")) / "webapp"
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WEBAPP_SECRET = "webapp-check-secret"
+JWT_SECRET = "webapp-check-jwt-secret"
+FONT_FILE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+# The ceiling of the done-criteria: no /api path called more often than this in a minute.
+MAX_CALLS_PER_MINUTE = 30
+FONTS_MOCK = """// Offline stand-in for fonts.googleapis.com (written by devtools/webapp_check.py):
+// Next.js's NEXT_FONT_GOOGLE_MOCKED_RESPONSES maps stylesheet URLs to CSS; every URL gets
+// one local face, whose absolute path next/font reads from disk instead of fetching it.
+const css = `@font-face {
+  font-family: 'Hanken Grotesk';
+  font-style: normal;
+  font-weight: 100 900;
+  font-display: swap;
+  src: url(%s) format('truetype');
+}
+`;
+module.exports = new Proxy({}, { get: (_t, url) => (typeof url === "string" ? css : undefined) });
+"""
+
+
+def say(message: str) -> None:
+    sys.stdout.write(f"{time.strftime('%H:%M:%S')} webapp-check | {message}\n")
+    sys.stdout.flush()
+
+
+def git_commit(checkout: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        lock = (checkout / "webapp" / "package-lock.json").read_bytes()
+        return "lock-" + hashlib.sha256(lock).hexdigest()[:16]
+
+
+def webapp_env(backend: str, webapp: str) -> dict[str, str]:
+    """The web app's .env.local (see docs/mojodex-webapp.md)."""
+    return {
+        "MOJODEX_BACKEND_URI": backend,
+        "NEXT_PUBLIC_SOCKETIO_URI": backend,
+        "MOJODEX_WEBAPP_SECRET": WEBAPP_SECRET,
+        "NEXT_AUTH_JWT_SECRET": JWT_SECRET,
+        "NEXTAUTH_SECRET": JWT_SECRET,
+        "NEXTAUTH_URL": webapp,
+        "MOJODEX_WEBAPP_URI": webapp,
+    }
+
+
+def run_logged(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:
+    say(f"{' '.join(command)} (log: {log})")
+    started = time.monotonic()
+    with log.open("w") as out:
+        code = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise SystemExit(f"{' '.join(command)} failed (code {code}):\n{tail}")
+    say(f"  done in {time.monotonic() - started:.0f} s")
+
+
+def prepare_build(checkout: Path, backend: str, webapp: str) -> Path:
+    """Copy, configure, install and build; each step skipped when its inputs are unchanged."""
+    source = checkout / "webapp"
+    if not (source / "package.json").is_file():
+        raise SystemExit(f"{source} has no package.json: give the Mojodex checkout's root")
+    build = CACHE / git_commit(checkout)
+    build.mkdir(parents=True, exist_ok=True)
+    if not (build / ".copied").exists():
+        say(f"copying {source} to {build}")
+        shutil.copytree(
+            source,
+            build,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("node_modules", ".next", ".env*"),
+        )
+        (build / ".copied").touch()
+    env_values = webapp_env(backend, webapp)
+    (build / ".env.local").write_text("".join(f"{k}={v}\n" for k, v in env_values.items()))
+    mock = build / "google-fonts-mock.js"
+    mock.write_text(FONTS_MOCK % FONT_FILE)
+
+    env = {
+        **os.environ,
+        "NEXT_TELEMETRY_DISABLED": "1",
+        "NEXT_FONT_GOOGLE_MOCKED_RESPONSES": str(mock),
+    }
+    lock_stamp = hashlib.sha256((build / "package-lock.json").read_bytes()).hexdigest()
+    if _stamp(build, "npm-ci") != lock_stamp or not (build / "node_modules").is_dir():
+        run_logged(["npm", "ci", "--no-audit", "--no-fund"], build, env, build / "npm-ci.log")
+        _set_stamp(build, "npm-ci", lock_stamp)
+    else:
+        say("npm ci: node_modules up to date")
+    build_stamp = hashlib.sha256(
+        (lock_stamp + json.dumps(env_values, sort_keys=True) + FONTS_MOCK).encode()
+    ).hexdigest()
+    if _stamp(build, "next-build") != build_stamp or not (build / ".next" / "BUILD_ID").exists():
+        run_logged(["npx", "next", "build"], build, env, build / "next-build.log")
+        _set_stamp(build, "next-build", build_stamp)
+    else:
+        say("next build: up to date")
+    return build
+
+
+def _stamp(build: Path, name: str) -> str | None:
+    path = build / f".stamp-{name}"
+    return path.read_text() if path.exists() else None
+
+
+def _set_stamp(build: Path, name: str, value: str) -> None:
+    (build / f".stamp-{name}").write_text(value)
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} stopped (code {process.returncode}) before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{what} did not answer {url} within {timeout:g} s")
+
+
+def stop(process: subprocess.Popen | None, what: str) -> None:
+    """SIGINT to the child's own process group (devstack and next start each lead one)."""
+    if process is None or process.poll() is not None:
+        return
+    say(f"stopping {what}")
+    for sig, wait in ((signal.SIGINT, 60), (signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Flow:
+    """The browser session: steps, screenshots, the request log."""
+
+    def __init__(self, page, out: Path, base: str):
+        self.page = page
+        self.out = out
+        self.base = base
+        self.results: list[tuple[str, bool, str]] = []
+        self.requests: list[tuple[float, str, str]] = []
+        self.shot = 0
+        page.on("request", self._on_request)
+
+    def _on_request(self, request) -> None:
+        url = request.url
+        if url.startswith(self.base + "/api/"):
+            path = url[len(self.base) :].split("?", 1)[0]
+            self.requests.append((time.monotonic(), request.method, path))
+
+    def screenshot(self, name: str) -> None:
+        self.shot += 1
+        path = self.out / f"{self.shot:02d}-{name}.png"
+        try:
+            self.page.screenshot(path=str(path), full_page=True)
+        except Exception as exc:  # noqa: BLE001 - a screenshot must not fail the run
+            say(f"  screenshot {path.name} failed: {exc}")
+
+    def step(self, name: str, action: Callable[[], str | None]) -> bool:
+        say(f"step: {name}")
+        try:
+            detail = action() or ""
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, then we go on
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            traceback.print_exc(limit=3, file=sys.stdout)
+            ok = False
+        self.screenshot(re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
+        self.results.append((name, ok, detail))
+        say(f"  {'PASS' if ok else 'FAIL'} {detail}")
+        return ok
+
+    def busiest_minute(self) -> tuple[int, str]:
+        """The most calls one (method, /api path) got in any sliding 60-second window."""
+        worst, worst_key = 0, ""
+        by_key: dict[str, list[float]] = {}
+        for at, method, path in self.requests:
+            by_key.setdefault(f"{method} {path}", []).append(at)
+        for key, times in by_key.items():
+            start = 0
+            for end, at in enumerate(times):
+                while at - times[start] > 60:
+                    start += 1
+                if end - start + 1 > worst:
+                    worst, worst_key = end - start + 1, key
+        return worst, worst_key
+
+
+def chat_texts(page) -> list[str]:
+    """The text of every chat bubble on the page, in order (message elements in the chat
+    panel: the web app's ChatMessage renders each in a `.chat-message`-free div, so we read
+    the leaf blocks of the messages list)."""
+    return page.evaluate(
+        """() => {
+            const seen = [];
+            for (const el of document.querySelectorAll('[class*="message"], [class*="Message"]')) {
+                const text = (el.innerText || '').trim();
+                if (text && el.children.length <= 3) seen.push(text);
+            }
+            return seen;
+        }"""
+    )
+
+
+def drive(out: Path, webapp: str) -> list[tuple[str, bool, str]]:
+    from playwright.sync_api import expect, sync_playwright
+
+    email = f"check{int(time.time())}@example.com"
+    password = "webapp-check-password"
+    state: dict[str, str] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        page.on("console", lambda m: m.type == "error" and say(f"  console: {m.text[:200]}"))
+        flow = Flow(page, out, webapp)
+
+        def sign_up() -> str:
+            page.goto(f"{webapp}/auth/signup")
+            page.fill("#name", "Check User")
+            page.fill("#email", email)
+            page.fill("#password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r".*/tasks.*"), timeout=60_000)
+            return f"{email} signed up, now at {page.url}"
+
+        def task_list() -> str:
+            expect(page.get_by_text(re.compile("New task|Start a new task", re.I)).first).to_be_visible()
+            return "task list shown"
+
+        def start_task() -> str:
+            page.get_by_text(re.compile("New task|Start a new task", re.I)).first.click()
+            modal_task = page.get_by_role("dialog").locator("div.cursor-pointer.rounded.border").first
+            modal_task.wait_for()
+            state["task_name"] = modal_task.inner_text().strip().splitlines()[0]
+            modal_task.click()
+            page.wait_for_url(re.compile(r".*/tasks/create.*"))
+            area = page.locator("textarea").first
+            area.wait_for()
+            area.fill("A thank-you note to the Acme team for the launch")
+            page.get_by_role("button", name=re.compile("^Go|Generate|Start", re.I)).first.click()
+            page.wait_for_url(re.compile(r".*/tasks/\d+.*"), timeout=60_000)
+            state["task_url"] = page.url
+            return f"task {state['task_name']!r} started: {page.url}"
+
+        def first_answer() -> str:
+            question = page.get_by_text("I need one more detail").first
+            question.wait_for(timeout=60_000)
+            return "assistant's question shown in the chat panel"
+
+        def answer() -> str:
+            box = page.locator("textarea").last
+            expect(box).to_be_enabled(timeout=30_000)
+            box.fill("For the whole Acme team, warm and short")
+            box.press("Enter")
+            page.get_by_text("For the whole Acme team, warm and short").first.wait_for()
+            return "answer sent"
+
+        def draft_streams() -> str:
+            draft = page.get_by_text(re.compile("Draft for")).first
+            draft.wait_for(timeout=60_000)
+            page.get_by_text("Best regards").first.wait_for(timeout=60_000)
+            return "draft shown"
+
+        def edit_draft() -> str:
+            editor = page.locator("[contenteditable=true]").last
+            editor.click()
+            page.keyboard.press("Control+End")
+            page.keyboard.type(" Edited by the check.")
+            with page.expect_response(
+                lambda r: "/api/produced_text" in r.url and r.request.method == "POST",
+                timeout=30_000,
+            ) as saved:
+                pass
+            return f"edit saved: {saved.value.status}"
+
+        def versions() -> str:
+            previous = page.get_by_role("button", name=re.compile("Previous", re.I)).first
+            previous.click()
+            page.wait_for_timeout(2000)
+            before = page.locator("[contenteditable]").last.inner_text()
+            if "Edited by the check" in before:
+                raise AssertionError("Previous still shows the edited version")
+            page.get_by_role("button", name=re.compile("Next", re.I)).first.click()
+            page.wait_for_timeout(2000)
+            after = page.locator("[contenteditable]").last.inner_text()
+            if "Edited by the check" not in after:
+                raise AssertionError("Next did not bring back the edited version")
+            return "previous and next versions shown"
+
+        def change_title() -> str:
+            page.locator("button:has(svg)").filter(has=page.locator("svg")).first
+            title_block = page.locator("div.flex.flex-row.items-center[tabindex='0']").first
+            title_block.locator("button").click()
+            field = title_block.locator("input[type=text]")
+            field.fill("Renamed by the check")
+            with page.expect_response(
+                lambda r: "user_task_execution_title" in r.url, timeout=30_000
+            ) as saved:
+                field.press("Enter")
+            return f"title saved: {saved.value.status}"
+
+        def todos() -> str:
+            page.get_by_role("tab", name=re.compile("Todos")).first.click()
+            page.get_by_text(re.compile("Send the result of")).first.wait_for(timeout=60_000)
+            return "todos shown"
+
+        def reload_all() -> str:
+            page.reload()
+            page.get_by_text("Renamed by the check").first.wait_for(timeout=30_000)
+            page.get_by_text("Edited by the check", exact=False).first.wait_for()
+            page.get_by_text("I need one more detail").first.wait_for()
+            page.get_by_text("For the whole Acme team, warm and short").first.wait_for()
+            return "title, edited draft and conversation found after reload"
+
+        def no_duplicates() -> str:
+            page.wait_for_timeout(8000)  # past a resend period
+            body = page.locator("body").inner_text()
+            counts = {
+                text: body.count(text)
+                for text in ("I need one more detail", "For the whole Acme team, warm and short")
+            }
+            twice = {k: v for k, v in counts.items() if v != 1}
+            if twice:
+                raise AssertionError(f"messages not shown exactly once: {twice}")
+            return f"each message once: {counts}"
+
+        steps = [
+            ("sign up", sign_up),
+            ("reach the task list", task_list),
+            ("start a task from its form", start_task),
+            ("first answer in the chat panel", first_answer),
+            ("answer it", answer),
+            ("watch the draft stream", draft_streams),
+            ("edit the draft", edit_draft),
+            ("step through versions", versions),
+            ("change the title", change_title),
+            ("see todos appear", todos),
+            ("reload and find it all", reload_all),
+            ("no duplicated message on the page", no_duplicates),
+        ]
+        for name, action in steps:
+            flow.step(name, action)
+        worst, key = flow.busiest_minute()
+        flow.results.append(
+            (
+                f"no /api path over {MAX_CALLS_PER_MINUTE} calls a minute",
+                worst <= MAX_CALLS_PER_MINUTE,
+                f"busiest: {key} {worst} in 60 s",
+            )
+        )
+        counts = Counter(f"{m} {p}" for _, m, p in flow.requests)
+        (out / "api-requests.json").write_text(json.dumps(counts.most_common(), indent=1))
+        browser.close()
+    return flow.results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mojodex", type=Path, help="a Mojodex checkout (hoomano/mojodex)")
+    parser.add_argument("--backend-port", type=int, default=5130)
+    parser.add_argument("--webapp-port", type=int, default=3130)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "webapp")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    backend = f"http://127.0.0.1:{args.backend_port}"
+    webapp = f"http://127.0.0.1:{args.webapp_port}"
+    for port in (args.backend_port, args.webapp_port):
+        if not port_free(port):
+            raise SystemExit(f"port {port} is in use: stop what uses it or pick another port")
+    if not CHROMIUM.exists():
+        raise SystemExit(f"no chromium at {CHROMIUM}: `make browser` installs it")
+
+    build = prepare_build(args.mojodex.resolve(), backend, webapp)
+    built = time.monotonic()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="system1-webapp-check-"))
+    stack = next_server = None
+    try:
+        stack_env = {
+            **os.environ,
+            "PORT": str(args.backend_port),
+            "HOST": "127.0.0.1",
+            "DATA_DIR": str(data_dir),
+            "MOJODEX_WEBAPP_SECRET": WEBAPP_SECRET,
+            "CORS_ALLOWED_ORIGINS": webapp,
+        }
+        for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+            stack_env.pop(name, None)
+        say(f"starting System1 on {backend} (DATA_DIR {data_dir}; log {args.out / 'system1.log'})")
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "devtools.devstack"],
+            cwd=ROOT,
+            env=stack_env,
+            stdout=(args.out / "system1.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{backend}/health", 180, stack, "System1")
+        say(f"starting the web app on {webapp} (log {args.out / 'webapp.log'})")
+        next_server = subprocess.Popen(
+            ["npx", "next", "start", "-H", "127.0.0.1", "-p", str(args.webapp_port)],
+            cwd=build,
+            env={**os.environ, "NEXT_TELEMETRY_DISABLED": "1"},
+            stdout=(args.out / "webapp.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{webapp}/auth/signin", 120, next_server, "next start")
+        ready = time.monotonic()
+        results = drive(args.out, webapp)
+    finally:
+        stop(next_server, "the web app")
+        stop(stack, "System1")
+        shutil.rmtree(data_dir, ignore_errors=True)
+    finished = time.monotonic()
+    print()
+    for name, ok, detail in results:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    print(
+        f"\nbuild {built - started:.0f} s, start {ready - built:.0f} s, "
+        f"flows {finished - ready:.0f} s; screenshots in {args.out}"
+    )
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
