@@ -4,13 +4,14 @@
 #   make browser Debian's chromium for the browser tests (make test runs it; may skip)
 #   make compose-test  the image built and the compose stack run, scaled and broken (may skip)
 #   make bench   the benchmark (minutes): results, table and plots in bench/results/
+#   make webapp-check MOJODEX=<checkout>  the Mojodex web app built and driven against System1
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Touched after a successful install: pip runs again only when a requirements file changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run lint format test browser compose-test bench bench-quick
+.PHONY: venv run lint format test browser compose-test bench bench-quick webapp-check
 
 venv: $(STAMP)
 
@@ -70,3 +71,10 @@ bench: venv
 # The tiny run that the test suite also drives; results go to bench/results/tmp/.
 bench-quick: venv
 	$(BIN)/python -m bench --quick --out bench/results/tmp $(BENCH_ARGS)
+
+# The Mojodex web app, unchanged, built from a Mojodex checkout (npm ci, next build with
+# Google Fonts answered offline) and driven in Debian's chromium against `make run`'s stack.
+# Not part of `make test`: it needs that checkout. Screenshots in bench/results/webapp/.
+webapp-check: venv browser
+	@test -n "$(MOJODEX)" || { echo "usage: make webapp-check MOJODEX=<a hoomano/mojodex checkout>"; exit 2; }
+	$(BIN)/python -m devtools.webapp_check "$(MOJODEX)" $(WEBAPP_CHECK_ARGS)
