@@ -218,10 +218,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
     kinds = sorted({f["kind"] for f in timeline["faults"]})
     for fault in timeline["faults"]:
         color = colors(kinds.index(fault["kind"]) % 10)
-        ax.axvspan(fault["start_s"], max(fault["end_s"], fault["start_s"] + 0.5), color=color,
-                   alpha=0.3)  # fmt: skip
-        ax.text(fault["start_s"], ax.get_ylim()[1] * 0.97, fault["kind"], rotation=90,
-                va="top", fontsize=7, color=color)  # fmt: skip
+        ax.axvspan(
+            fault["start_s"], max(fault["end_s"], fault["start_s"] + 0.5), color=color, alpha=0.3
+        )
+        ax.text(
+            fault["start_s"],
+            ax.get_ylim()[1] * 0.97,
+            fault["kind"],
+            rotation=90,
+            va="top",
+            fontsize=7,
+            color=color,
+        )
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel("answers per second")
     cfg = results["config"]
