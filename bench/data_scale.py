@@ -334,21 +334,30 @@ def add_unacknowledged(url: str) -> None:
 # --- the measurements ---------------------------------------------------------------------
 
 
-def _timed_get(url: str, params: dict[str, Any], token: str, repeats: int) -> dict[str, Any]:
-    http = requests.Session()
-    samples = []
+def _timed_gets(
+    targets: dict[str, tuple[str, dict[str, Any], str]], repeats: int
+) -> dict[str, dict[str, Any]]:
+    """GET each target (name -> url, params, token) in turn, `repeats` times after a
+    warm-up: the empty and the full database's requests alternate, so that both see the
+    machine in the same state."""
+    sessions = {name: requests.Session() for name in targets}
+    samples: dict[str, list[float]] = {name: [] for name in targets}
     for i in range(repeats + 3):
-        started = time.perf_counter()
-        response = http.get(url, params=params, headers={"Authorization": token}, timeout=30)
-        took = time.perf_counter() - started
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
-        if i >= 3:  # warm-up first
-            samples.append(took)
-    return summary_ms(samples)
+        for name, (url, params, token) in targets.items():
+            started = time.perf_counter()
+            response = sessions[name].get(
+                url, params=params, headers={"Authorization": token}, timeout=30
+            )
+            took = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
+            if i >= 3:
+                samples[name].append(took)
+    return {name: summary_ms(values) for name, values in samples.items()}
 
 
-async def _turns_at_50(base_url: str, tag: str, sessions: int, duration_s: float) -> dict:
+async def _turns_at_50(base_url: str, tag: str, sessions: int, duration_s: float) -> list:
+    """`sessions` users streaming turns for `duration_s`: the turns that got a 200."""
     workload = Workload(**{**WORKLOAD.as_dict(), "duration_s": duration_s})
     async with aiohttp.ClientSession() as http:
         tokens = await register_users(http, base_url, sessions, tag)
@@ -356,20 +365,23 @@ async def _turns_at_50(base_url: str, tag: str, sessions: int, duration_s: float
         await asyncio.gather(*(c.setup() for c in clients))
         await run_clients(clients, workload, lambda: None, lambda: None)
         await asyncio.gather(*(c.close() for c in clients))
-    turns = [t for c in clients for t in c.turns if t.put_status == 200]
+    return [t for c in clients for t in c.turns if t.put_status == 200]
+
+
+def _turn_summary(turns: list) -> dict[str, Any]:
     return {
         "turns": len(turns),
         "answered": sum(1 for t in turns if t.message_at),
         "put_ms": summary_ms(t.put_done_at - t.sent_at for t in turns if t.put_done_at),
         "added_ttft_ms": summary_ms(
-            t.first_token_at - t.sent_at - workload.ttft_ms / 1000
+            t.first_token_at - t.sent_at - WORKLOAD.ttft_ms / 1000
             for t in turns
             if t.first_token_at
         ),
     }
 
 
-def _register(base_url: str, name: str) -> tuple[str, str]:
+def _register(base_url: str, db_url: str, name: str) -> tuple[str, str]:
     response = requests.put(
         f"{base_url}/user",
         json={
@@ -383,7 +395,7 @@ def _register(base_url: str, name: str) -> tuple[str, str]:
     token = response.json()["token"]
     me = requests.put(f"{base_url}/session", json={}, headers={"Authorization": token}, timeout=30)
     me.raise_for_status()
-    with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT user_id FROM md_session WHERE session_id = %s", (me.json()["session_id"],)
         )
@@ -392,55 +404,118 @@ def _register(base_url: str, name: str) -> tuple[str, str]:
     return token, user_id
 
 
-def web_start_s(stack: FullStack, log_dir: Path, repeats: int) -> dict[str, Any]:
-    """A new web node, from its start to its first /health 200, `repeats` times."""
-    samples = []
-    for i in range(repeats):
-        port = free_port()
-        env = {**stack.env, "PORT": str(port)}
-        proc = ChildProcess.shell(f"web-start-{i}", stack.procs["web"].command, env, log_dir)
-        started = time.monotonic()
-        proc.start()
-        try:
-            wait_for(f"http://127.0.0.1:{port}/health", 60, "a new web node", [proc])
-            samples.append(time.monotonic() - started)
-        finally:
-            proc.stop()
-    return summary_ms(samples)
-
-
-def measure_http(db_url: str, work_dir: Path, name: str, quick: bool) -> dict[str, Any]:
-    stack = start_full_stack(work_dir / name, {"LOG_LEVEL": "WARNING"}, database_url=db_url)
+def web_start_s(stack: FullStack, log_dir: Path) -> float:
+    """A new web node on this stack, from its start to its first /health 200."""
+    port = free_port()
+    env = {**stack.env, "PORT": str(port)}
+    proc = ChildProcess.shell(f"web-start-{port}", stack.procs["web"].command, env, log_dir)
+    started = time.monotonic()
+    proc.start()
     try:
-        base = stack.base_url
-        big_token, big_owner = _register(base, "big")
-        many_token, many_owner = _register(base, "many")
-        fixtures = add_fixtures(db_url, big_owner, many_owner)
-        repeats = 10 if quick else 40
-        sid = fixtures["big_session"]
-        out: dict[str, Any] = {"fixtures": fixtures}
-        log(f"{name}: GET /message, GET /session")
-        out["get_message_first"] = _timed_get(
-            f"{base}/message", {"session_id": sid, "n_messages": 50}, big_token, repeats
-        )
-        out["get_message_deep"] = _timed_get(
-            f"{base}/message",
-            {"session_id": sid, "n_messages": 50, "offset": BIG_SESSION_MESSAGES - 100},
-            big_token,
-            repeats,
-        )
-        out["get_session"] = _timed_get(f"{base}/session", {"n_sessions": 50}, many_token, repeats)
-        log(f"{name}: turns at {10 if quick else 50} sessions")
-        out["turns"] = asyncio.run(
-            _turns_at_50(
-                base, f"ds{name}{int(time.time())}", 10 if quick else 50, 5.0 if quick else 20.0
+        wait_for(f"http://127.0.0.1:{port}/health", 60, "a new web node", [proc])
+        return time.monotonic() - started
+    finally:
+        proc.stop()
+
+
+def measure_http(urls: dict[str, str], work_dir: Path, quick: bool) -> dict[str, Any]:
+    """Both stacks up at once (one per database); requests alternate between them."""
+    stacks: dict[str, FullStack] = {}
+    try:
+        for name, url in urls.items():
+            stacks[name] = start_full_stack(
+                work_dir / name, {"LOG_LEVEL": "WARNING"}, database_url=url
             )
-        )
-        log(f"{name}: web node start-up")
-        out["web_start_ms"] = web_start_s(stack, work_dir / name / "logs", 1 if quick else 3)
+        out: dict[str, dict[str, Any]] = {}
+        gets: dict[str, dict[str, tuple[str, dict[str, Any], str]]] = {
+            "get_message_first": {},
+            "get_message_deep": {},
+            "get_session": {},
+        }
+        for name, stack in stacks.items():
+            base = stack.base_url
+            big_token, big_owner = _register(base, urls[name], "big")
+            many_token, many_owner = _register(base, urls[name], "many")
+            fixtures = add_fixtures(urls[name], big_owner, many_owner)
+            out[name] = {"fixtures": fixtures, "many_owner": many_owner}
+            sid = fixtures["big_session"]
+            gets["get_message_first"][name] = (
+                f"{base}/message",
+                {"session_id": sid, "n_messages": 50},
+                big_token,
+            )
+            gets["get_message_deep"][name] = (
+                f"{base}/message",
+                {"session_id": sid, "n_messages": 50, "offset": BIG_SESSION_MESSAGES - 100},
+                big_token,
+            )
+            gets["get_session"][name] = (f"{base}/session", {"n_sessions": 50}, many_token)
+        log("GET /message, GET /session, alternating between the databases")
+        for row, targets in gets.items():
+            for name, summary in _timed_gets(targets, 10 if quick else 100).items():
+                out[name][row] = summary
+        sessions = 10 if quick else 50
+        # Half the load on each, in the order empty, full, full, empty: neither database
+        # gets the machine's better or worse minutes.
+        turns: dict[str, list] = {name: [] for name in stacks}
+        for name in ("empty", "full", "full", "empty"):
+            log(f"{name}: turns at {sessions} sessions")
+            turns[name] += asyncio.run(
+                _turns_at_50(
+                    stacks[name].base_url,
+                    f"ds{name}{time.time()}",
+                    sessions,
+                    3.0 if quick else 10.0,
+                )
+            )
+        for name, done in turns.items():
+            out[name]["turns"] = _turn_summary(done)
+        log("web node start-up, alternating")
+        starts: dict[str, list[float]] = {name: [] for name in stacks}
+        for _ in range(1 if quick else 3):
+            for name, stack in stacks.items():
+                starts[name].append(web_start_s(stack, work_dir / name / "logs"))
+        for name, values in starts.items():
+            out[name]["web_start_ms"] = summary_ms(values)
         return out
     finally:
-        stack.stop()
+        for stack in stacks.values():
+            stack.stop()
+
+
+def statement_times(
+    urls: dict[str, str], fixtures: dict[str, dict[str, Any]], quick: bool
+) -> dict[str, dict[str, Any]]:
+    """The database's own time for the GET rows' statements (client round trip included),
+    the two databases alternating: what the full database costs apart from HTTP."""
+    conns = {name: psycopg2.connect(url) for name, url in urls.items()}
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in urls}
+    try:
+        for statement in ("get_message_first", "get_message_deep", "get_session"):
+            for i in range(20 if quick else 300):
+                for name, conn in conns.items():
+                    params = {
+                        "sid": fixtures[name]["fixtures"]["big_session"],
+                        "uid": fixtures[name]["many_owner"],
+                    }
+                    with conn.cursor() as cur:
+                        started = time.perf_counter()
+                        cur.execute(
+                            PLANS[statement].replace(":sid", "%(sid)s").replace(":uid", "%(uid)s"),
+                            params,
+                        )
+                        cur.fetchall()
+                        took = time.perf_counter() - started
+                    conn.rollback()
+                    if i >= 20 or quick:
+                        samples[name].setdefault(statement, []).append(took)
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return {
+        name: {statement: summary_ms(values) for statement, values in rows.items()}
+        for name, rows in samples.items()
+    }
 
 
 def _explain(session: Session, sql: str, params: dict[str, Any]) -> str:
@@ -448,51 +523,61 @@ def _explain(session: Session, sql: str, params: dict[str, Any]) -> str:
     return "\n".join(row[0] for row in rows)
 
 
-def measure_db(db_url: str, fixtures: dict[str, Any], quick: bool) -> dict[str, Any]:
-    """The claim with history and the resend sweep's claim, in-process; their plans."""
+def measure_db(urls: dict[str, str], fixtures: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """The claim with history and the resend sweep's claim, in-process, the databases
+    alternating sample by sample (`fixtures`: name -> the fixtures of that database)."""
     from common.queries import messages as q
 
-    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg2://"))
-    out: dict[str, Any] = {}
-    repeats = 10 if quick else 50
-    samples = []
-    with engine.connect() as conn:
+    engines = {
+        name: create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+        for name, url in urls.items()
+    }
+    out: dict[str, dict[str, Any]] = {name: {} for name in urls}
+    repeats = 10 if quick else 100
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    for i in range(repeats + 3):
+        for name, engine in engines.items():
+            with engine.connect() as conn:
+                now = datetime.now(UTC)
+                started = time.perf_counter()
+                with conn.begin():
+                    rows = q.claim_turn_with_history(
+                        conn,
+                        fixtures[name]["open_turn_pk"],
+                        "data-scale",
+                        now,
+                        now + timedelta(seconds=5),
+                    )
+                if i >= 3:
+                    samples[name].append(time.perf_counter() - started)
+                out[name]["claim_with_history_rows"] = len(rows)
+    for name in urls:
+        out[name]["claim_with_history"] = summary_ms(samples[name])
+        add_unacknowledged(urls[name])
+    samples = {name: [] for name in urls}
+    sessions = {name: Session(engine) for name, engine in engines.items()}
+    try:
         for i in range(repeats + 3):
-            now = datetime.now(UTC)
-            started = time.perf_counter()
-            with conn.begin():
-                rows = q.claim_turn_with_history(
-                    conn, fixtures["open_turn_pk"], "data-scale", now, now + timedelta(seconds=5)
+            for name, session in sessions.items():
+                started = time.perf_counter()
+                rows = q.claim_due_resends(
+                    session,
+                    datetime.now(UTC),
+                    interval=timedelta(seconds=5),
+                    max_deliveries=120,
+                    window=timedelta(seconds=600),
+                    limit=500,
                 )
-            if i >= 3:
-                samples.append(time.perf_counter() - started)
-        out["claim_with_history_rows"] = len(rows)
-    out["claim_with_history"] = summary_ms(samples)
-    add_unacknowledged(db_url)
-    samples = []
-    claimed = 0
-    with Session(engine) as session:
-        for i in range(repeats + 3):
-            started = time.perf_counter()
-            rows = q.claim_due_resends(
-                session,
-                datetime.now(UTC),
-                interval=timedelta(seconds=5),
-                max_deliveries=120,
-                window=timedelta(seconds=600),
-                limit=500,
-            )
-            session.rollback()  # the same 100,000 due for every sample
-            if i >= 3:
-                samples.append(time.perf_counter() - started)
-                claimed = len(rows)
-        out["resend_claim_500"] = summary_ms(samples)
-        out["resend_claimed_per_batch"] = claimed
-        started = time.perf_counter()
-        q.oldest_resendable_delivery(session, datetime.now(UTC), 120, timedelta(seconds=600))
-        out["oldest_resendable_ms"] = round(1000 * (time.perf_counter() - started), 2)
-        session.rollback()
-    engine.dispose()
+                session.rollback()  # the same 100,000 due for every sample
+                if i >= 3:
+                    samples[name].append(time.perf_counter() - started)
+                    out[name]["resend_claimed_per_batch"] = len(rows)
+    finally:
+        for session in sessions.values():
+            session.close()
+    for name in urls:
+        out[name]["resend_claim_500"] = summary_ms(samples[name])
+        engines[name].dispose()
     return out
 
 
@@ -631,12 +716,29 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {row['row']} | {row['empty_ms']} | {row['full_ms']} | {row['ratio']}"
             f" | {'yes' if row['met'] else '**no**'} |"
         )
+    lines += [
+        "",
+        "The database's own time for the GET rows' statements (sent from a client on the"
+        " loopback, round trip included, the two databases alternating):",
+        "",
+        "| statement | empty p50 ms | full p50 ms | full / empty |",
+        "|---|---:|---:|---:|",
+    ]
+    for statement, empty in results["empty"].get("statements", {}).items():
+        full = results["full"]["statements"][statement]
+        lines.append(
+            f"| {statement} | {empty['p50']} | {full['p50']}"
+            f" | {round(full['p50'] / empty['p50'], 2) if empty['p50'] else '-'} |"
+        )
     took = full_info.get("took_s")
     how = (
-        f"filled in {full_info.get('fill_s')} s ({json.dumps(took)}), dumped in"
+        f"restored from the cached dump ({full_info.get('dump_gb')} GB) with"
+        f" `pg_restore -j2` in {full_info['restored_s']} s; it had been filled in"
+        f" {full_info.get('fill_s')} s ({json.dumps(took)}) and dumped in"
+        f" {full_info.get('dump_s')} s"
+        if "restored_s" in full_info
+        else f"filled in {full_info.get('fill_s')} s ({json.dumps(took)}), dumped in"
         f" {full_info.get('dump_s')} s ({full_info.get('dump_gb')} GB)"
-        if "fill_s" in full_info
-        else f"restored from the cached dump in {full_info.get('restored_s')} s"
     )
     lines += [
         "",
@@ -676,18 +778,15 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         )
         results["sizes"] = {"full": sizes(postgres.url("ds_full"))}
         results["sizes"]["empty"] = sizes(postgres.url("ds_empty"))
-        for name in ("empty", "full"):
-            url = postgres.url(f"ds_{name}")
-            log(f"measuring the {name} database")
-            os.environ["DATABASE_URL"] = url
-            http = measure_http(url, work_dir, name, args.quick)
-            results[name] = {**http, **measure_db(url, http["fixtures"], args.quick)}
-            if name == "full":
-                with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                    cur.execute("SELECT user_id FROM md_session WHERE title = 'Many 1'")
-                    many_owner = cur.fetchone()[0]
-                conn.close()
-                results["plans"] = plans(url, http["fixtures"], many_owner)
+        urls = {name: postgres.url(f"ds_{name}") for name in ("empty", "full")}
+        http = measure_http(urls, work_dir, args.quick)
+        statements = statement_times(urls, http, args.quick)
+        log("the claim with history and the resend sweep, alternating")
+        fixtures = {name: http[name]["fixtures"] for name in urls}
+        in_process = measure_db(urls, fixtures, args.quick)
+        for name in urls:
+            results[name] = {**http[name], **in_process[name], "statements": statements[name]}
+        results["plans"] = plans(urls["full"], http["full"]["fixtures"], http["full"]["many_owner"])
         results["table"] = table(results)
         return results
     finally:

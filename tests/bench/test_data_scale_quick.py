@@ -43,6 +43,7 @@ def test_quick_run_measures_every_row_and_reuses_its_dump(tmp_path: Path) -> Non
     first = _run(cache, tmp_path / "first")
     assert (tmp_path / "first" / "data_scale.md").read_text().startswith("# Cost as")
     assert "fill_s" in first["full_database"]
+    assert "restored_s" not in first["full_database"]
     assert list(cache.glob("*.dump"))
     for row in first["table"]:
         assert row["empty_ms"] and row["full_ms"], row
