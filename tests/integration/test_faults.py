@@ -243,3 +243,25 @@ def test_postgres_restart_answers_503_at_once_and_finishes_the_turn_in_flight(
         assert requests.get(stack.base_url + "/health", timeout=5).status_code == 200
     finally:
         stack.stop()
+
+
+def test_joining_a_session_while_postgres_is_down_answers_an_error_at_once(
+    own_postgres, llm_url, tmp_path, sockets
+):
+    stack = isolated_stack(own_postgres.url("postgres"), llm_url, tmp_path, "pg_join")
+    try:
+        _api, user, session_id, _client = conversation(stack, sockets)
+        other = SocketClient(stack.base_url, user.token).connect()
+        sockets.append(other)
+
+        own_postgres.stop()
+        started = time.monotonic()
+        answer = other.start_session(session_id)
+        took = time.monotonic() - started
+        own_postgres.start()
+
+        assert answer == {"error": "The database is unavailable; try again shortly."}
+        assert took < 5
+        assert other.start_session(session_id)["joined"]
+    finally:
+        stack.stop()
