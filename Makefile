@@ -5,13 +5,14 @@
 #   make compose-test  the image built and the compose stack run, scaled and broken (may skip)
 #   make bench   the benchmark (minutes): results, table and plots in bench/results/
 #   make webapp-check MOJODEX=<checkout>  the Mojodex web app built and driven against System1
+#   make soak    the soak under faults (10 minutes of load; soak-quick: one minute)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Touched after a successful install: pip runs again only when a requirements file changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run lint format test browser compose-test bench bench-quick webapp-check
+.PHONY: venv run lint format test browser compose-test bench bench-quick webapp-check soak soak-quick long-answers data-scale
 
 venv: $(STAMP)
 
@@ -67,6 +68,26 @@ compose-test: venv
 # options, e.g. `make bench BENCH_ARGS="--levels 1,50 --duration 10"`.
 bench: venv
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.long_answers
+	$(BIN)/python -m bench.data_scale
+
+# Bytes and events per answer of 250-16,000 characters, fixed vs widening mojo_token window.
+long-answers: venv
+	$(BIN)/python -m bench.long_answers
+
+# Cost as the data grows: empty vs a filled database (10M messages; the fill is cached as a
+# dump under ~/.cache/system1/bench). DATA_SCALE_ARGS passes options (--help).
+data-scale: venv
+	$(BIN)/python -m bench.data_scale $(DATA_SCALE_ARGS)
+
+# The soak under faults (see bench/README.md): N sessions for M minutes while processes are
+# killed and Redis, PostgreSQL and the LLM restart; SOAK_ARGS passes options, e.g.
+# `make soak SOAK_ARGS="--seed 7"` replays a run's fault schedule.
+soak: venv
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+soak-quick: venv
+	$(BIN)/python -m bench.soak --quick --out bench/results/tmp $(SOAK_ARGS)
 
 # The tiny run that the test suite also drives; results go to bench/results/tmp/.
 bench-quick: venv

@@ -74,8 +74,11 @@ class Settings(BaseSettings):
     llm_breaker_failures: int = Field(default=5, gt=0)
     llm_breaker_open_s: float = Field(default=30.0, gt=0)
 
-    # Streaming: first token at once, then at most one mojo_token per window.
+    # Streaming: first token at once, then at most one mojo_token per window; the
+    # window widens with the text's length up to the max (worker/streaming.py), so that
+    # a long answer's bytes do not grow with the square of its length.
     token_emit_interval_ms: int = Field(default=50, ge=0)
+    token_emit_max_interval_ms: int = Field(default=500, ge=0)
 
     # Web server
     host: str = "127.0.0.1"

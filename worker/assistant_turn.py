@@ -307,11 +307,18 @@ class AssistantTurn:
 
     def _stream_answer(self, conversation: list[dict[str, str]], provider: Provider) -> Answer:
         interval_s = self._settings.token_emit_interval_ms / 1000
-        mojo_tokens = TokenCoalescer(
+        max_interval_s = self._settings.token_emit_max_interval_ms / 1000
+        mojo_tokens: TokenCoalescer[str] = TokenCoalescer(
             interval_s,
             lambda text: emit_to_session("mojo_token", {"text": text}, self.session_id),
+            max_interval_s,
         )
-        draft_tokens = TokenCoalescer(interval_s, self._emit_draft_token)
+        draft_tokens: TokenCoalescer[TaggedText] = TokenCoalescer(
+            interval_s,
+            self._emit_draft_token,
+            max_interval_s,
+            length=lambda state: len(state.title) + len(state.draft),
+        )
         parser = TaggedStreamParser() if self.task else None
         started = time.monotonic()
         deadline = started + self._settings.turn_deadline_s

@@ -6,6 +6,7 @@ import logging
 
 import openai
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from common import llm, metrics
 from common.celery.app import celery_app
@@ -15,6 +16,12 @@ from common.settings import get_settings
 from worker.assistant_turn import AssistantTurn, TurnDeadlineExceeded
 
 log = logging.getLogger(__name__)
+
+# A turn that loses the database (PostgreSQL restarting) is tried again this many times,
+# after 1, 2, 4... s: it finishes seconds after the database is back, where waiting for
+# its lease to run out and the recovery sweep took up to TURN_LEASE_S + RECOVERY_INTERVAL_S.
+DATABASE_RETRIES = 6
+DATABASE_RETRY_BACKOFF_S = 1.0
 
 
 def _refused(error: BaseException) -> bool:
@@ -32,7 +39,7 @@ def _refused(error: BaseException) -> bool:
     name=ASSISTANT_TURN_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=None,  # bounded below by LLM_MAX_RETRIES
+    max_retries=None,  # bounded below by LLM_MAX_RETRIES and DATABASE_RETRIES
     ignore_result=True,
 )
 def assistant_turn(self: Task, user_message_pk: int) -> int | None:
@@ -41,8 +48,9 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
     A failed LLM call is retried with exponential backoff as a Celery
     countdown, or after the wait a 429 or 503 asked for in `Retry-After` (the lease is
     extended to cover the wait). A request the provider refuses (400, 401, 404...) is not
-    asked again. After the last try
-    the turn ends with an `error` event and a stored error.
+    asked again. After the last try the turn ends with an `error` event and a stored
+    error. A turn that loses the database is retried the same way, with the same task id
+    (it keeps its lease).
     """
     settings = get_settings()
     if not self.request.retries:
@@ -71,6 +79,21 @@ def assistant_turn(self: Task, user_message_pk: int) -> int | None:
         log.error("turn for message %s failed for good: %s", user_message_pk, exc)
         metrics.increment("turns_failed")
         turn.fail(f"{type(exc).__name__}: {exc}")
+    except OperationalError as exc:
+        retries = self.request.retries
+        if retries >= DATABASE_RETRIES:
+            metrics.increment("turns_failed")
+            raise
+        countdown = DATABASE_RETRY_BACKOFF_S * 2**retries
+        log.warning(
+            "turn for message %s lost the database (%s); retry %s in %.1fs",
+            user_message_pk,
+            str(exc).splitlines()[0],
+            retries + 1,
+            countdown,
+        )
+        # Same task id: the retry keeps the turn's lease (if it took one) and claims again.
+        raise self.retry(exc=exc, countdown=countdown) from exc
     except TurnDeadlineExceeded as exc:
         log.error("turn for message %s: %s", user_message_pk, exc)
         metrics.increment("turns_failed")

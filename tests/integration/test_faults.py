@@ -1,5 +1,5 @@
 """Delivery and turns survive what production throws at them: a worker killed
-mid-stream, restarts of the web node, the worker and Redis, several web nodes.
+mid-stream, restarts of the web node, the worker, Redis and PostgreSQL, several web nodes.
 
 Each test builds an isolated stack (own Redis and database) so that it can
 break things without disturbing the others.
@@ -8,12 +8,15 @@ break things without disturbing the others.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 import requests
 
+from devtools.embedded import EmbeddedPostgres, free_port
 from tests.support.clients import Api, SocketClient
 from tests.support.processes import wait_until
+from tests.support.stack import isolated_stack
 
 FAST_RESEND = {"RESEND_INTERVAL_S": "1"}
 
@@ -188,3 +191,77 @@ def test_stack_recovers_from_a_redis_restart_without_losing_messages(make_stack,
     assert len(texts) == 6
     health = requests.get(stack.base_url + "/health", timeout=5)
     assert health.status_code == 200, health.text
+
+
+@pytest.fixture
+def own_postgres(tmp_path):
+    """A PostgreSQL server of the test's own, which it may stop and start."""
+    server = EmbeddedPostgres(tmp_path / "own-postgres", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_postgres_restart_answers_503_at_once_and_finishes_the_turn_in_flight(
+    own_postgres, llm_url, tmp_path, sockets
+):
+    # A lease far longer than the test: only the turn's own retry can finish it, not the
+    # recovery sweep once the lease runs out.
+    stack = isolated_stack(
+        own_postgres.url("postgres"), llm_url, tmp_path, "pg_restart", TURN_LEASE_S="300"
+    )
+    try:
+        api, user, session_id, client = conversation(stack, sockets)
+        api.send_message(user, session_id, "In flight [llm:words=40] [llm:token_interval_ms=50]")
+        client.wait_for("mojo_token")
+
+        own_postgres.stop()
+        started = time.monotonic()
+        down = api.send_message(user, session_id, "[llm:reply=While down.]")
+        took = time.monotonic() - started
+        time.sleep(3)
+        own_postgres.start()
+
+        assert down.status_code == 503, down.text
+        assert "error" in down.json()
+        assert took < 5
+        in_flight = client.wait_for(
+            "mojo_message", lambda m: m["text"].startswith("Echo: In flight"), timeout=30
+        )
+
+        def send_after() -> bool:
+            response = api.send_message(
+                user, session_id, "[llm:reply=After the restart.]", message_id="after-restart"
+            )
+            return response.status_code == 200
+
+        wait_until(send_after, 20, "PUT /user_message to succeed again")
+        client.wait_for("mojo_message", lambda m: m["text"] == "After the restart.", 30)
+        replies = [m for m in api.messages(user, session_id) if m["sender"] == "mojo"]
+        assert [m["message_pk"] for m in replies].count(in_flight["message_pk"]) == 1
+        assert len(replies) == 2
+        assert requests.get(stack.base_url + "/health", timeout=5).status_code == 200
+    finally:
+        stack.stop()
+
+
+def test_joining_a_session_while_postgres_is_down_answers_an_error_at_once(
+    own_postgres, llm_url, tmp_path, sockets
+):
+    stack = isolated_stack(own_postgres.url("postgres"), llm_url, tmp_path, "pg_join")
+    try:
+        _api, user, session_id, _client = conversation(stack, sockets)
+        other = SocketClient(stack.base_url, user.token).connect()
+        sockets.append(other)
+
+        own_postgres.stop()
+        started = time.monotonic()
+        answer = other.start_session(session_id)
+        took = time.monotonic() - started
+        own_postgres.start()
+
+        assert answer == {"error": "The database is unavailable; try again shortly."}
+        assert took < 5
+        assert other.start_session(session_id)["joined"]
+    finally:
+        stack.stop()

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, join_room
+from sqlalchemy.exc import OperationalError
 
 from common.errors import Unauthorized
 from web.auth import authenticated_user_id
@@ -15,6 +16,8 @@ from web.services.sessions import user_owns_session
 from web.sockets.delivery_listener import ensure_delivery_listener, replay_unacknowledged
 
 log = logging.getLogger(__name__)
+
+DATABASE_DOWN = "The database is unavailable; try again shortly."
 
 # sid -> user_id of the authenticated sockets of this node.
 _socket_users: dict[str, str] = {}
@@ -27,6 +30,9 @@ def on_connect(auth: Any = None) -> None:
         user_id = authenticated_user_id(token)
     except Unauthorized as exc:
         raise ConnectionRefusedError(exc.message) from None
+    except OperationalError as exc:
+        log.error("socket refused, database unavailable: %s", str(exc).splitlines()[0])
+        raise ConnectionRefusedError(DATABASE_DOWN) from None
     _socket_users[request.sid] = user_id  # type: ignore[attr-defined]
     ensure_delivery_listener()
 
@@ -46,9 +52,15 @@ def on_start_session(data: Any = None) -> dict[str, Any]:
         return {"error": "Not authenticated."}
     if not isinstance(session_id, str) or not session_id:
         return {"error": "Missing field 'session_id'."}
-    if not user_owns_session(user_id, session_id):
-        log.info("user %s refused to join session %s", user_id, session_id)
-        return {"error": "Unknown session_id, or it belongs to another user."}
-    join_room(session_id)
-    replay_unacknowledged(session_id, request.sid)  # type: ignore[attr-defined]
+    try:
+        if not user_owns_session(user_id, session_id):
+            log.info("user %s refused to join session %s", user_id, session_id)
+            return {"error": "Unknown session_id, or it belongs to another user."}
+        join_room(session_id)
+        replay_unacknowledged(session_id, request.sid)  # type: ignore[attr-defined]
+    except OperationalError as exc:
+        # An answer at once, as PUT's 503: without it the client's call waits out its
+        # own timeout (10 s in `make soak`) before it tries again.
+        log.error("start_session: database unavailable: %s", str(exc).splitlines()[0])
+        return {"error": DATABASE_DOWN}
     return {"session_id": session_id, "joined": True}
