@@ -262,6 +262,11 @@ def test_joining_a_session_while_postgres_is_down_answers_an_error_at_once(
 
         assert answer == {"error": "The database is unavailable; try again shortly."}
         assert took < 5
-        assert other.start_session(session_id)["joined"]
+        # The pools recover by themselves once PostgreSQL is back.
+        wait_until(
+            lambda: other.start_session(session_id).get("joined") is True,
+            30,
+            "start_session to join once PostgreSQL is back",
+        )
     finally:
         stack.stop()
