@@ -13,9 +13,10 @@ from common.celery.app import celery_app
 from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
 from common.delivery.emitter import emit_to_session
-from common.models import MOJO_SENDER, ChatSession, Message, Task, UserTask, UserTaskExecution
+from common.models import MOJO_SENDER, ChatSession, Message, UserTaskExecution
 from common.prompts import render_prompt
 from common.queries import usage as usage_queries
+from common.queries.executions import execution_with_task
 from common.queries.usage import usage_columns
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,7 @@ MESSAGES_FOR_TITLE = 4
 def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
     """Give the execution (and its session) a title, once, and tell the room."""
     with with_db_session() as db:
-        row = db.execute(
-            select(UserTaskExecution, Task, UserTask.user_id)
-            .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
-            .join(Task, Task.task_pk == UserTask.task_fk)
-            .where(UserTaskExecution.user_task_execution_pk == user_task_execution_pk)
-        ).first()
+        row = execution_with_task(db, user_task_execution_pk)
         if row is None or row.UserTaskExecution.title is not None:
             return None
         session_id = row.UserTaskExecution.session_id

@@ -21,10 +21,11 @@ from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import TODOS_TASK
 from common.db import with_db_session
-from common.models import ProducedText, Task, Todo, UserTask, UserTaskExecution
+from common.models import ProducedText, Todo
 from common.prompts import render_prompt
 from common.queries import todos as todo_queries
 from common.queries import usage as usage_queries
+from common.queries.executions import execution_with_task
 from common.queries.produced_texts import latest_version
 from common.queries.usage import usage_columns
 from common.user_time import user_now
@@ -65,12 +66,7 @@ def _prompt(user_task_execution_pk: int) -> tuple[str, date, str] | None:
     """The extraction prompt, the user's today and the user's id, or None if there is
     nothing to do."""
     with with_db_session() as db:
-        row = db.execute(
-            select(UserTaskExecution, Task, UserTask.user_id)
-            .join(UserTask, UserTask.user_task_pk == UserTaskExecution.user_task_fk)
-            .join(Task, Task.task_pk == UserTask.task_fk)
-            .where(UserTaskExecution.user_task_execution_pk == user_task_execution_pk)
-        ).first()
+        row = execution_with_task(db, user_task_execution_pk)
         if row is None or row.UserTaskExecution.todos_extracted is not None:
             return None
         produced_text = db.scalar(
