@@ -18,6 +18,8 @@ from web.offload import on_gevent_loop
 from web.ratelimit import init_rate_limits
 from web.request_context import init_request_context
 from web.routes import register_routes
+from web.sockets.delivery_listener import emit_delivery_request
+from web.sockets.message_queue import OrderedRedisManager
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -36,7 +38,9 @@ def create_app() -> Flask:
     db.init_app(app)
     socketio.init_app(
         app,
-        message_queue=settings.redis_url,
+        # Socket.IO's Redis channel and the delivery channel on one subscription, so
+        # that a message never overtakes its tokens (web/sockets/message_queue.py).
+        client_manager=OrderedRedisManager(on_delivery=emit_delivery_request),
         cors_allowed_origins=_origin_allowed,
         async_mode=_async_mode(),
     )

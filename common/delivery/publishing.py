@@ -1,5 +1,6 @@
 """Asking every web node to emit stored messages to its own sockets: one Redis channel
-that each node's delivery listener (web/sockets/delivery_listener.py) subscribes to."""
+that each web node reads on its Socket.IO message queue's subscription
+(web/sockets/message_queue.py) and hands to web/sockets/delivery_listener.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The web node's half of acknowledged delivery (common/delivery/ has the rest).
 
-Each web node listens on the delivery channel; for every request it emits the
+Each web node reads the delivery channel (on the subscription of its Socket.IO message
+queue, web/sockets/message_queue.py); for every request it emits the
 message to its own sockets in the session's room (a local emit, not through
 the message queue) with an ack callback, and stores a matching ack. On
 `start_session` it replays the session's unacknowledged messages to the
@@ -12,31 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from typing import Any
-
-import redis
 
 from common import metrics
 from common.db import with_db_session
 from common.delivery.acks import record_acks
 from common.delivery.protocol import ack_matches, delivery_event
-from common.delivery.publishing import DELIVERY_CHANNEL
 from common.logging_setup import log_context
 from common.queries import messages as message_queries
-from common.redis_clients import subscriber_redis
 from web.extensions import socketio
 
 log = logging.getLogger(__name__)
 
 # At most this many unacknowledged messages are replayed on joining a session.
 REPLAY_LIMIT = 50
-# Reconnection backoff of the channel listener after a Redis failure.
-MAX_RECONNECT_WAIT_S = 5.0
-
-_listener_started = False
-_listener_lock = threading.Lock()
 
 
 class AckRecorder:
@@ -98,39 +89,14 @@ def emit_with_ack(event: str, payload: dict[str, Any], to: str) -> None:
     socketio.emit(event, payload, to=to, callback=_ack_callback(event, payload), ignore_queue=True)
 
 
-def _listen_forever() -> None:
-    wait_s = 0.5
-    while True:
-        client = subscriber_redis()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(DELIVERY_CHANNEL)
-            wait_s = 0.5
-            for message in pubsub.listen():
-                if message.get("type") == "message":
-                    for delivery in json.loads(message["data"])["deliveries"]:
-                        payload = delivery["payload"]
-                        with log_context(session_id=payload["session_id"]):
-                            emit_with_ack(delivery["event"], payload, to=payload["session_id"])
-        except redis.RedisError as exc:
-            log.warning("delivery listener lost Redis (%s); retrying in %.1fs", exc, wait_s)
-        finally:
-            pubsub.close()
-            client.close()
-        time.sleep(wait_s)  # a greenlet under gevent; backs off while Redis is down
-        wait_s = min(wait_s * 2, MAX_RECONNECT_WAIT_S)
-
-
-def ensure_delivery_listener() -> None:
-    """Start this node's delivery listener once (on the first socket connection,
-    so that CLI commands creating the app start no background work)."""
-    global _listener_started
-    if _listener_started:
-        return
-    with _listener_lock:
-        if not _listener_started:
-            socketio.start_background_task(_listen_forever)
-            _listener_started = True
+def emit_delivery_request(data: bytes) -> None:
+    """One message of the delivery channel: emit each of its deliveries to this node's
+    sockets in the payload's session room. Called by the node's message queue
+    (web/sockets/message_queue.py), in order with the tokens streamed before it."""
+    for delivery in json.loads(data)["deliveries"]:
+        payload = delivery["payload"]
+        with log_context(session_id=payload["session_id"]):
+            emit_with_ack(delivery["event"], payload, to=payload["session_id"])
 
 
 def replay_unacknowledged(session_id: str, sid: str) -> int:

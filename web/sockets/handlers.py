@@ -13,7 +13,7 @@ from common.errors import Unauthorized
 from web.auth import authenticated_user_id
 from web.extensions import socketio
 from web.services.sessions import user_owns_session
-from web.sockets.delivery_listener import ensure_delivery_listener, replay_unacknowledged
+from web.sockets.delivery_listener import replay_unacknowledged
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ def on_connect(auth: Any = None) -> None:
         log.error("socket refused, database unavailable: %s", str(exc).splitlines()[0])
         raise ConnectionRefusedError(DATABASE_DOWN) from None
     _socket_users[request.sid] = user_id  # type: ignore[attr-defined]
-    ensure_delivery_listener()
 
 
 @socketio.on("disconnect")
