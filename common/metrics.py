@@ -57,13 +57,17 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "turns_stopped": ("Assistant turns stopped by their user (POST /assistant_turn_stop).", ()),
-    "llm_fallback_turns": (
-        "Turns answered by the fallback LLM: the primary failed first or its breaker was open.",
-        (),
+    "llm_fallback_calls": (
+        "LLM calls answered by the fallback: the primary failed first or its breaker was open;"
+        " by kind (turn, title, todos).",
+        ("kind",),
     ),
-    "llm_prompt_tokens": ("Prompt tokens of LLM calls (turns and titles), by model.", ("model",)),
+    "llm_prompt_tokens": (
+        "Prompt tokens of LLM calls (turns, titles, todos), by model.",
+        ("model",),
+    ),
     "llm_completion_tokens": (
-        "Completion tokens of LLM calls (turns and titles), by model.",
+        "Completion tokens of LLM calls (turns, titles, todos), by model.",
         ("model",),
     ),
     "messages_delivered": (

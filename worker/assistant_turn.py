@@ -32,9 +32,9 @@ from common.celery.task_names import TITLE_TASK, TODOS_TASK
 from common.db import autocommit_connection, with_db_session
 from common.delivery.emitter import emit_to_session
 from common.delivery.protocol import StoredReply
-from common.llm import breaker
 from common.llm.context_window import TokenCounter, fit_conversation
-from common.llm.providers import Provider, fallback_provider, is_outage, primary_provider
+from common.llm.failover import call_with_fallback
+from common.llm.providers import Provider
 from common.models import (
     MOJO_SENDER,
     ChatSession,
@@ -159,37 +159,14 @@ class AssistantTurn:
         return self._store_and_deliver(answer)
 
     def _stream_from_providers(self, prompt: list[dict[str, str]]) -> Answer:
-        """Stream from the primary; if it fails before the first token for an outage
-        (refused, reset, timeout, 5xx, 429) and a fallback is configured, from the fallback
-        at once. A primary whose breaker is open is not tried. After the first token a
-        failure propagates, for the task to retry, as without a fallback."""
-        fallback = fallback_provider()
-        primary = primary_provider()
-        if fallback is None:
-            return self._stream_within_window(prompt, primary)
-        if breaker.state(primary.name) == breaker.OPEN:
-            log.info(
-                "turn for message %s: primary LLM skipped (breaker open)", self.user_message_pk
-            )
-            metrics.increment("llm_fallback_turns")
-            return self._stream_within_window(prompt, fallback)
-        try:
-            answer = self._stream_within_window(prompt, primary)
-        except llm.LLMError as exc:
-            if self._first_token_seen or not is_outage(exc):
-                raise
-            breaker.record_failure(primary.name)
-            log.warning(
-                "turn for message %s: primary LLM failed before its first token (%s: %s); "
-                "the fallback answers",
-                self.user_message_pk,
-                type(exc).__name__,
-                exc,
-            )
-            metrics.increment("llm_fallback_turns")
-            return self._stream_within_window(prompt, fallback)
-        breaker.record_success(primary.name)
-        return answer
+        """Stream from the primary, or from the fallback if the primary fails for an outage
+        before the first token or its breaker is open (common/llm/failover.py). After the
+        first token a failure propagates, for the task to retry, as without a fallback."""
+        return call_with_fallback(
+            lambda provider: self._stream_within_window(prompt, provider),
+            kind="turn",
+            may_switch=lambda: not self._first_token_seen,
+        )
 
     def _fit_in_window(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
         """The prompt that fits the model's window: the system prompt (with a task's

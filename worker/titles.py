@@ -13,6 +13,7 @@ from common.celery.app import celery_app
 from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
 from common.delivery.emitter import emit_to_session
+from common.llm.failover import call_with_fallback
 from common.models import MOJO_SENDER, ChatSession, Message, UserTaskExecution
 from common.prompts import render_prompt
 from common.queries import usage as usage_queries
@@ -51,7 +52,10 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
     prompt = render_prompt("title", task_name=task_name, conversation=conversation)
     started = time.monotonic()
     try:
-        title, usage = llm.complete_chat([{"role": "user", "content": prompt}])
+        title, usage = call_with_fallback(
+            lambda provider: llm.complete_chat([{"role": "user", "content": prompt}], provider),
+            kind="title",
+        )
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
     duration_ms = round((time.monotonic() - started) * 1000)

@@ -21,6 +21,7 @@ from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import TODOS_TASK
 from common.db import with_db_session
+from common.llm.failover import call_with_fallback
 from common.models import ProducedText, Todo
 from common.prompts import render_prompt
 from common.queries import todos as todo_queries
@@ -101,7 +102,10 @@ def extract_todos(self: Any, user_task_execution_pk: int) -> int | None:
     prompt, today, user_id = prepared
     started = time.monotonic()
     try:
-        answer, usage = llm.complete_chat([{"role": "user", "content": prompt}])
+        answer, usage = call_with_fallback(
+            lambda provider: llm.complete_chat([{"role": "user", "content": prompt}], provider),
+            kind="todos",
+        )
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
     duration_ms = round((time.monotonic() - started) * 1000)

@@ -169,17 +169,20 @@ def delta_content(chunk: object) -> str | None:
     return content if isinstance(content, str) else None
 
 
-def complete_chat(messages: list[dict[str, str]]) -> tuple[str, Usage]:
+def complete_chat(
+    messages: list[dict[str, str]], provider: Provider | None = None
+) -> tuple[str, Usage]:
     """A whole (non-streamed) chat completion, for short background prompts: its text
-    and what it cost."""
+    and what it cost. `provider` is the primary unless said."""
     settings = get_settings()
-    response = get_llm_client().chat.completions.create(
-        model=settings.llm_model,
+    provider = provider or primary_provider()
+    response = get_llm_client(provider).chat.completions.create(
+        model=provider.model,
         messages=messages,  # type: ignore[arg-type]
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_answer_tokens or openai.NOT_GIVEN,
     )
     text = response.choices[0].message.content or ""
-    model = response.model or settings.llm_model
+    model = response.model or provider.model
     reported = response.usage.model_dump() if response.usage is not None else None
     return text, _reported_usage(model, reported) or _estimated_usage(model, messages, text)

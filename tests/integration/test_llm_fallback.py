@@ -16,6 +16,7 @@ import requests
 
 from devtools.embedded import free_port
 from tests.support.clients import Api, SocketClient
+from tests.support.metrics import settled_scrape, value
 from tests.support.stack import Stack, isolated_stack
 
 FAILURES = 3
@@ -122,27 +123,91 @@ def test_the_primary_is_tried_again_after_the_breaker_was_open_and_closes_it(cha
     assert primary_state(fallback_stack) == "closed"
 
 
-def test_the_fallback_answers_when_the_primary_refuses_connections(database_url, llm_url, tmp_path):
-    refused = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+@pytest.fixture(scope="module")
+def refused_primary_stack(database_url, llm_url, tmp_path_factory) -> Iterator[Stack]:
+    """A primary that nobody listens for (connections refused) and the scripted LLM as
+    the fallback: whatever answers, answers as "backup"."""
     stack = isolated_stack(
         database_url,
-        refused,
-        tmp_path,
+        f"http://127.0.0.1:{free_port()}/v1",
+        tmp_path_factory.mktemp("refused"),
         "refused",
         LLM_FALLBACK_BASE_URL=llm_url,
         LLM_FALLBACK_MODEL="backup",
     )
-    try:
-        api = Api(stack.base_url)
-        user = api.register("Ada")
-        session_id = api.create_session(user)
-        client = SocketClient(stack.base_url, user.token).connect()
-        client.start_session(session_id)
+    yield stack
+    stack.stop()
 
-        message = answer(api, user, session_id, client, "[llm:reply=Still here.]")
 
-        assert message["text"] == "Still here."
-        assert message["usage"]["model"] == "backup"
-        client.close()
-    finally:
-        stack.stop()
+@pytest.fixture
+def refused_chat(refused_primary_stack) -> Iterator[tuple[Api, object, SocketClient]]:
+    api = Api(refused_primary_stack.base_url)
+    user = api.register("Ada")
+    client = SocketClient(refused_primary_stack.base_url, user.token).connect()
+    yield api, user, client
+    client.close()
+
+
+def test_the_fallback_answers_when_the_primary_refuses_connections(refused_chat):
+    api, user, client = refused_chat
+    session_id = api.create_session(user)
+    client.start_session(session_id)
+
+    message = answer(api, user, session_id, client, "[llm:reply=Still here.]")
+
+    assert message["text"] == "Still here."
+    assert message["usage"]["model"] == "backup"
+
+
+EMAIL_INPUTS = [
+    {"input_name": "recipient", "value": "Sarah"},
+    {"input_name": "purpose", "value": "a day off on Friday"},
+]
+
+
+def test_a_task_runs_title_comes_from_the_fallback_when_the_primary_is_down(
+    refused_chat, refused_primary_stack
+):
+    api, user, client = refused_chat
+    before = settled_scrape(refused_primary_stack.base_url)
+
+    execution = api.start_task(user, "Write an email", EMAIL_INPUTS)
+    client.start_session(execution["session_id"])
+    titled = client.wait_for("user_task_execution_title", timeout=30)
+
+    assert titled["title"] == "Write an email: first draft"
+    after = settled_scrape(refused_primary_stack.base_url)
+    fallbacks = "system1_llm_fallback_calls_total"
+    assert value(after, fallbacks, kind="title") > value(before, fallbacks, kind="title")
+
+
+def test_a_drafts_todos_come_from_the_fallback_when_the_primary_is_down(refused_chat):
+    api, user, client = refused_chat
+    execution = api.start_task(user, "Write an email", EMAIL_INPUTS)
+    client.start_session(execution["session_id"])
+    client.wait_for("mojo_message", timeout=30)
+    api.send_message(user, execution["session_id"], "Friendly tone please")
+    client.wait_for("draft_message", timeout=30)
+
+    def todos() -> list[dict]:
+        response = api.call(
+            "GET",
+            "/todos",
+            user.token,
+            params={
+                "offset": 0,
+                "n_todos": 50,
+                "user_task_execution_fk": execution["user_task_execution_pk"],
+            },
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["todos"]
+
+    deadline = time.monotonic() + 30
+    while not todos() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert [t["description"] for t in todos()] == [
+        "Send the result of Write an email.",
+        "Follow up on Write an email.",
+    ]

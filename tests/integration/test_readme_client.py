@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+from tests.support.clients import assert_nothing_left_to_deliver, only_session
 from tests.support.processes import BIN, ROOT
-
-from .test_terminal_client import assert_nothing_left_to_deliver, only_session
 
 
 def readme_client_example() -> str:
@@ -40,4 +39,4 @@ def test_the_readme_client_example_streams_and_acknowledges_an_answer(api, user,
     answer = next(
         m for m in api.messages(user, session_id) if m["message_pk"] == int(stored.group(1))
     )
-    assert answer["text"] in result.stdout
+    assert answer["message"]["text"] in result.stdout

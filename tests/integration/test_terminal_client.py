@@ -12,9 +12,7 @@ import subprocess
 import time
 from typing import Any
 
-import pytest
-
-from tests.support.clients import Api, SocketClient, User
+from tests.support.clients import Api, User, assert_nothing_left_to_deliver, only_session
 from tests.support.processes import BIN, ROOT
 
 
@@ -35,24 +33,6 @@ def run_client(stack: Any, user: User, *args: str, stdin: str = "") -> subproces
         text=True,
         timeout=90,
     )
-
-
-def assert_nothing_left_to_deliver(stack: Any, user: User, session_id: str) -> None:
-    """The client's acks were stored: a socket joining now gets no replay."""
-    client = SocketClient(stack.base_url, user.token, ack=False).connect()
-    try:
-        client.start_session(session_id)
-        for event in ("mojo_message", "draft_message"):
-            with pytest.raises(TimeoutError):
-                client.wait_for(event, timeout=1.5)
-    finally:
-        client.close()
-
-
-def only_session(api: Api, user: User) -> str:
-    sessions = api.call("GET", "/session", user.token).json()["sessions"]
-    assert len(sessions) == 1, sessions
-    return sessions[0]["session_id"]
 
 
 def test_a_one_shot_chat_streams_and_acknowledges_the_answer(api, user, stack):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import requests
 import socketio
 
@@ -69,6 +70,25 @@ class Api:
                 "text": text,
             },
         )
+
+    def start_task(self, user: User, task_name: str, inputs: list[dict[str, str]]) -> dict:
+        """A new execution of the user's task `task_name`, run with `inputs` (its first turn
+        starts); the execution as PUT /user_task_execution returned it."""
+        tasks = self.call("GET", "/user_task", user.token).json()["user_tasks"]
+        user_task_pk = next(t["user_task_pk"] for t in tasks if t["task_name"] == task_name)
+        response = self.call(
+            "PUT", "/user_task_execution", user.token, json={"user_task_pk": user_task_pk}
+        )
+        assert response.status_code == 200, response.text
+        execution = response.json()
+        response = self.call(
+            "POST",
+            "/user_task_execution_run",
+            user.token,
+            json={"user_task_execution_pk": execution["user_task_execution_pk"], "inputs": inputs},
+        )
+        assert response.status_code == 200, response.text
+        return execution
 
     def messages(self, user: User, session_id: str, **params: Any) -> list[dict[str, Any]]:
         response = self.call(
@@ -146,3 +166,21 @@ class SocketClient:
     def close(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
+
+
+def assert_nothing_left_to_deliver(stack: Any, user: User, session_id: str) -> None:
+    """The client's acks were stored: a socket joining now gets no replay."""
+    client = SocketClient(stack.base_url, user.token, ack=False).connect()
+    try:
+        client.start_session(session_id)
+        for event in ("mojo_message", "draft_message"):
+            with pytest.raises(TimeoutError):
+                client.wait_for(event, timeout=1.5)
+    finally:
+        client.close()
+
+
+def only_session(api: Api, user: User) -> str:
+    sessions = api.call("GET", "/session", user.token).json()["sessions"]
+    assert len(sessions) == 1, sessions
+    return sessions[0]["session_id"]
