@@ -13,18 +13,23 @@ from common.celery.app import celery_app
 from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
 from common.delivery.emitter import emit_to_session
+from common.llm.context_window import TokenCounter
 from common.llm.failover import call_with_fallback
 from common.models import MOJO_SENDER, ChatSession, Message, UserTaskExecution
 from common.prompts import render_prompt
 from common.queries import usage as usage_queries
 from common.queries.executions import execution_with_task
 from common.queries.usage import usage_columns
+from common.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 TITLE_MAX_LENGTH = 255
-# The title is written from the start of the conversation.
+# The title is written from the start of the conversation, and from the start of each of
+# its messages: a pasted document would otherwise cost its whole length in every title
+# request, and could overflow the model's window.
 MESSAGES_FOR_TITLE = 4
+TOKENS_PER_MESSAGE_FOR_TITLE = 500
 
 
 @celery_app.task(
@@ -45,8 +50,12 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
             .limit(MESSAGES_FOR_TITLE)
         ).all()
         task_name = row.Task.name
+    counter = TokenCounter(get_settings().llm_model)
     conversation = [
-        {"role": "assistant" if m.sender == MOJO_SENDER else "user", "content": m.text}
+        {
+            "role": "assistant" if m.sender == MOJO_SENDER else "user",
+            "content": counter.truncate(m.text, TOKENS_PER_MESSAGE_FOR_TITLE),
+        }
         for m in messages
     ]
     prompt = render_prompt("title", task_name=task_name, conversation=conversation)

@@ -21,6 +21,7 @@ from common import llm, metrics
 from common.celery.app import celery_app
 from common.celery.task_names import TODOS_TASK
 from common.db import with_db_session
+from common.llm.context_window import TokenCounter
 from common.llm.failover import call_with_fallback
 from common.models import ProducedText, Todo
 from common.prompts import render_prompt
@@ -29,6 +30,7 @@ from common.queries import usage as usage_queries
 from common.queries.executions import execution_with_task
 from common.queries.produced_texts import latest_version
 from common.queries.usage import usage_columns
+from common.settings import get_settings
 from common.user_time import user_now
 
 log = logging.getLogger(__name__)
@@ -80,15 +82,30 @@ def _prompt(user_task_execution_pk: int) -> tuple[str, date, str] | None:
             return None
         user = todo_queries.execution_owner(db, user_task_execution_pk)
         today = user_now(user.timezone_offset if user else None).date()
-        prompt = render_prompt(
-            "todos",
-            today=today.isoformat(),
-            language_code=user.language_code if user else None,
-            task_name=row.Task.name,
-            draft=draft.production,
-            max_todos=MAX_TODOS,
-        )
+        context = {
+            "today": today.isoformat(),
+            "language_code": user.language_code if user else None,
+            "task_name": row.Task.name,
+            "max_todos": MAX_TODOS,
+        }
+        text = draft.production
+    prompt = render_prompt("todos", **context, draft=_fitting_draft(text, context))
     return prompt, today, row.user_id
+
+
+def _fitting_draft(draft: str, context: dict[str, Any]) -> str:
+    """The draft, or as much of its start as the model's window holds beside the rest of
+    the prompt (a draft near the window's size, or a user's longer edit of it, would
+    leave no room for the instructions)."""
+    settings = get_settings()
+    counter = TokenCounter(settings.llm_model)
+    frame = counter.count_prompt(
+        [{"role": "user", "content": render_prompt("todos", **context, draft="")}]
+    )
+    fitting = counter.truncate(draft, max(0, settings.prompt_budget_tokens - frame))
+    if len(fitting) < len(draft):
+        log.info("todos: %d of the draft's %d characters fit the window", len(fitting), len(draft))
+    return fitting
 
 
 @celery_app.task(

@@ -89,6 +89,25 @@ class TokenCounter:
         estimate = -(-len(text) // CONSERVATIVE_CHARS_PER_TOKEN)
         return max(encoded, estimate)
 
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """`text` if it counts at most `max_tokens`, else its longest start that does."""
+        if self.count(text) <= max_tokens:
+            return text
+        if not self.exact:
+            # The estimate alone allows no more than this many characters.
+            text = text[: max_tokens * CONSERVATIVE_CHARS_PER_TOKEN]
+        encoding = _encoding()
+        if encoding is not None:
+            tokens = encoding.encode(text, disallowed_special=())
+            if len(tokens) > max_tokens:
+                # A cut may split a character's bytes: the partial character is dropped.
+                head = encoding.decode_bytes(tokens[:max_tokens])
+                text = head.decode("utf-8", errors="ignore")
+        while text and self.count(text) > max_tokens:
+            # Rare: the re-encoded start counts more than its tokens did; shorten it.
+            text = text[: len(text) - max(1, len(text) // 100)]
+        return text
+
     def count_message(self, message: Message) -> int:
         return self.count(str(message.get("content", ""))) + PER_MESSAGE_TOKENS
 

@@ -65,3 +65,30 @@ def test_history_is_kept_from_newest_to_oldest_while_it_fits():
 
     assert prompt == [system, *history[-3:], current]
     assert counter.count_prompt(prompt) <= budget
+
+
+def test_a_text_within_the_limit_is_kept_whole():
+    counter = TokenCounter("gpt-4")
+    text = "A short request."
+    assert counter.truncate(text, counter.count(text)) == text
+
+
+def test_a_long_text_is_cut_to_its_start_that_fits():
+    text = "Dear Sarah, " + "I would like a day off on Friday. " * 500 + "Thanks, Ada — héhé 👋"
+    for model in ("gpt-4", "llama3.1:8b"):
+        counter = TokenCounter(model)
+
+        cut = counter.truncate(text, 100)
+
+        assert text.startswith(cut)
+        assert 90 <= counter.count(cut) <= 100
+
+
+def test_a_cut_never_leaves_half_a_character():
+    text = "👋" * 400  # several tokens per character in cl100k
+    counter = TokenCounter("gpt-4")
+
+    cut = counter.truncate(text, 51)
+
+    assert cut == "👋" * len(cut)
+    assert counter.count(cut) <= 51
