@@ -50,7 +50,7 @@ from common.queries.produced_texts import add_version, latest_version
 from common.queries.usage import usage_columns
 from common.settings import get_settings
 from common.tagged_stream import TaggedStreamParser, TaggedText
-from common.turn_stop import stop_requested
+from common.turn_stop import may_show_first_token, stop_requested
 from common.user_time import prompt_dates
 from worker.delivery_sweep import deliver_first
 from worker.streaming import TokenCoalescer
@@ -309,6 +309,12 @@ class AssistantTurn:
             now = time.monotonic()
             if first_token_at is None:
                 first_token_at = now
+                if not may_show_first_token(self.user_message_pk):
+                    # Stopped while it waited for this token: the stop request stored the
+                    # empty, stopped answer. Storing it here too finds it stored.
+                    stream.close()
+                    stopped = True
+                    break
                 self._first_token_seen = True
                 metrics.record_time_to_first_token(now - started)
             if now - stop_checked_at >= STOP_POLL_INTERVAL_S:

@@ -61,6 +61,32 @@ def test_a_stop_during_a_slow_stream_closes_the_llm_stream_within_a_second(
     assert len(message["text"].split()) <= stream["chunks"] < 60
 
 
+def test_a_stop_while_the_llm_has_not_answered_yet_ends_the_turn_at_once(
+    api, user, session_id, connect, llm_url
+):
+    client = connect(user, session_id)
+    marker = secrets.token_hex(4)
+    # A model that thinks for 4 s before its first token, as reasoning models do.
+    sent = api.send_message(user, session_id, f"Think {marker} [llm:ttft_ms=4000]")
+    assert sent.status_code == 200
+    time.sleep(0.5)  # the turn is claimed and waits on the LLM
+
+    asked_at = time.monotonic()
+    response = stop(api, user, session_id)
+    message = client.wait_for("mojo_message")
+    ended_at = time.monotonic()
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"session_id": session_id, "message_pk": message["message_pk"]}
+    assert ended_at - asked_at < 1.0
+    assert message["stopped"] is True and message["text"] == ""
+    time.sleep(4.5)  # past the LLM's first token: the turn shows nothing of it
+    assert client.events("mojo_token") == []
+    assert [m["message_pk"] for m in client.events("mojo_message")] == [message["message_pk"]]
+    assert len(api.messages(user, session_id)) == 2
+    assert llm_stream(llm_url, marker)["closed_by_client"] is True
+
+
 def test_the_stopped_answer_is_stored_with_stopped_and_its_usage(api, user, session_id, connect):
     client = connect(user, session_id)
     start_slow_turn(api, user, session_id, client)

@@ -13,7 +13,7 @@ from common.errors import Conflict
 from common.queries import messages as message_queries
 from common.queries.usage import usage_columns
 from common.settings import get_settings
-from common.turn_stop import request_stop
+from common.turn_stop import request_stop, stop_before_first_token
 from web.extensions import db
 from web.services.sessions import get_owned_session
 
@@ -27,10 +27,11 @@ def stop_turn(user_id: str, session_id: str) -> dict[str, Any]:
     """Stop the turn running or queued in the user's session; the stopped (or, if the
     stop crossed the turn's end, the finished) answer's message_pk.
 
-    Conflict if no turn is running or queued. A turn no worker has taken yet is ended
-    here, with an empty text; a running one is asked to stop through its Redis flag, and
-    ends itself with what it streamed so far. Either way the unique reply index keeps it
-    to one message: a worker claiming the turn at this moment finds it answered.
+    Conflict if no turn is running or queued. A turn that has shown no token yet (queued,
+    or waiting for the LLM's first token) is ended here, with an empty text, and will show
+    none (common/turn_stop.py); a streaming one is asked to stop through its Redis flag,
+    and ends itself with what it streamed so far. Either way the unique reply index keeps
+    it to one message.
     """
     get_owned_session(user_id, session_id)
     turn = message_queries.newest_turn_of_session(db.session, session_id)
@@ -38,8 +39,8 @@ def stop_turn(user_id: str, session_id: str) -> dict[str, Any]:
     if turn is None or turn.reply_pk is not None:
         raise Conflict("No assistant turn is running or queued in this session.")
     request_stop(turn.message_pk)
-    if turn.turn_task_id is None:
-        reply_pk = _end_queued_turn(session_id, turn.message_pk, turn.message)
+    if stop_before_first_token(turn.message_pk):
+        reply_pk = _end_turn_before_its_first_token(session_id, turn.message_pk, turn.message)
         if reply_pk is not None:
             return {"session_id": session_id, "message_pk": reply_pk}
     deadline = time.monotonic() + STOP_WAIT_S
@@ -51,9 +52,12 @@ def stop_turn(user_id: str, session_id: str) -> dict[str, Any]:
         time.sleep(STOP_POLL_S)  # a gevent sleep on a web node
 
 
-def _end_queued_turn(session_id: str, user_message_pk: int, asked: dict[str, Any]) -> int | None:
-    """Store and deliver the empty, stopped answer of a turn no worker has taken; its pk,
-    or None if a reply was stored first (the worker took the turn after all)."""
+def _end_turn_before_its_first_token(
+    session_id: str, user_message_pk: int, asked: dict[str, Any]
+) -> int | None:
+    """Store and deliver the empty, stopped answer of a turn that showed no token (queued,
+    or waiting for the LLM); its pk, or None if a reply was stored first (a worker that
+    took the turn saw the stop flag and ended it itself)."""
     usage = llm.Usage(get_settings().llm_model, 0, 0, estimated=False)
     message: dict[str, Any] = {
         "text": "",
