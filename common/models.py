@@ -90,9 +90,8 @@ class Message(db.Model):
     __tablename__ = "md_message"
 
     message_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(
-        ForeignKey("md_session.session_id", ondelete="CASCADE"), index=True
-    )
+    # Indexed by ix_md_message_session_date, whose leading column it is.
+    session_id: Mapped[str] = mapped_column(ForeignKey("md_session.session_id", ondelete="CASCADE"))
     sender: Mapped[str] = mapped_column(String(16))
     event_name: Mapped[str] = mapped_column(String(32))
     message: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
