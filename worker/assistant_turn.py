@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 PUBLIC_ERROR = "The assistant could not answer this message. Please try again."
 # A running turn reads its stop flag (one Redis round trip) at most this often.
 STOP_POLL_INTERVAL_S = 0.1
+# Older history is read by this many messages at a time, and never more than this many
+# messages in all: every turn sends its history again, and past a thousand messages a
+# session's start matters less than the cost of sending it each time.
+OLDER_HISTORY_PAGE = 200
+MAX_HISTORY_MESSAGES = 1000
 
 
 def _ms(seconds: float) -> int:
@@ -149,8 +154,11 @@ class AssistantTurn:
             )
             if not self._claimed(rows[0] if rows else None):
                 return None
-            history = [(row.sender, row.message) for row in rows if row.sender is not None]
+            history_rows = [row for row in rows if row.sender is not None]
+            history = [(row.sender, row.message) for row in history_rows]
             conversation = self._load_conversation(connection, rows[0], history)
+            if len(history_rows) == message_queries.HISTORY_LIMIT:
+                conversation = self._with_older_history(connection, conversation, history_rows[-1])
         if stop_requested(self.user_message_pk):
             # Stopped while queued: end at once, with an empty text and no LLM call.
             usage = llm.Usage(self._settings.llm_model, 0, 0, estimated=False)
@@ -167,6 +175,36 @@ class AssistantTurn:
             kind="turn",
             may_switch=lambda: not self._first_token_seen,
         )
+
+    def _with_older_history(
+        self, connection: Connection, conversation: list[dict[str, str]], oldest: Any
+    ) -> list[dict[str, str]]:
+        """The conversation with older messages before its history, page by page, until the
+        model's window is full, the session's start, or MAX_HISTORY_MESSAGES. Only a session
+        longer than the claim's HISTORY_LIMIT whose every message still fits pays for it."""
+        counter = TokenCounter(self._settings.llm_model)
+        budget = self._settings.prompt_budget_tokens
+        used = counter.count_prompt(conversation)
+        older: list[dict[str, str]] = []  # newest first
+        loaded = len(conversation) - 1  # all but the system prompt
+        while used <= budget and loaded < MAX_HISTORY_MESSAGES:
+            page = message_queries.older_history(
+                connection,
+                self.session_id,
+                oldest.message_date,
+                oldest.message_pk,
+                min(OLDER_HISTORY_PAGE, MAX_HISTORY_MESSAGES - loaded),
+            )
+            for row in page:
+                role = "assistant" if row.sender == MOJO_SENDER else "user"
+                message = {"role": role, "content": text_for_model(row.sender, row.message)}
+                older.append(message)
+                used += counter.count_message(message)
+            loaded += len(page)
+            if len(page) < OLDER_HISTORY_PAGE:
+                break
+            oldest = page[-1]
+        return [conversation[0], *reversed(older), *conversation[1:]]
 
     def _fit_in_window(self, conversation: list[dict[str, str]]) -> list[dict[str, str]]:
         """The prompt that fits the model's window: the system prompt (with a task's

@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -52,7 +53,8 @@ _replies = _messages.alias("reply")
 
 # A turn answers a user message, or the inputs of a task run (a system message).
 ANSWERABLE_SENDERS = (USER_SENDER, SYSTEM_SENDER)
-# How many earlier messages the model sees.
+# How many earlier messages the claim reads with the turn (one round trip); a turn whose
+# window holds them all reads older ones (`older_history`).
 HISTORY_LIMIT = 50
 
 
@@ -247,6 +249,8 @@ CLAIM_WITH_HISTORY_STATEMENT = (
         _claimed.c.timezone_offset,
         _history.c.sender,
         _history.c.message,
+        _history.c.message_date,
+        _history.c.message_pk,
     )
     .select_from(_claimed.outerjoin(_history, true()))
     .order_by(_history.c.message_date.desc(), _history.c.message_pk.desc())
@@ -287,10 +291,50 @@ def claim_turn_with_history(
     lease_until: datetime,
 ) -> list[Row]:
     """`claim_turn` and the conversation, in one round trip: rows of (session_id, mode,
-    name, language_code, timezone_offset, sender, message), newest message first, at most
-    HISTORY_LIMIT; no row if the claim took nothing."""
+    name, language_code, timezone_offset, sender, message, message_date, message_pk),
+    newest message first, at most HISTORY_LIMIT; no row if the claim took nothing."""
     params = _claim_params(user_message_pk, task_id, now, lease_until)
     return list(connection.execute(CLAIM_WITH_HISTORY_STATEMENT, params).all())
+
+
+# Older history, for a turn whose newest HISTORY_LIMIT messages all fit the model's window:
+# the page of a session's messages before (message_date, message_pk), newest first, read by
+# ix_md_message_session_date.
+OLDER_HISTORY_STATEMENT = (
+    select(
+        _messages.c.sender,
+        _messages.c.message,
+        _messages.c.message_date,
+        _messages.c.message_pk,
+    )
+    .where(
+        _messages.c.session_id == bindparam("session_id"),
+        tuple_(_messages.c.message_date, _messages.c.message_pk)
+        < tuple_(bindparam("before_date"), bindparam("before_pk")),
+        _messages.c.in_error_state.is_(None),
+    )
+    .order_by(_messages.c.message_date.desc(), _messages.c.message_pk.desc())
+    .limit(bindparam("page_size"))
+)
+
+
+def older_history(
+    connection: Connection,
+    session_id: str,
+    before_date: datetime,
+    before_pk: int,
+    page_size: int,
+) -> list[Row]:
+    """Up to `page_size` messages of the session older than (before_date, before_pk), as
+    (sender, message, message_date, message_pk) rows, newest first; messages in error are
+    left out, as in the claim's history."""
+    params = {
+        "session_id": session_id,
+        "before_date": before_date,
+        "before_pk": before_pk,
+        "page_size": page_size,
+    }
+    return list(connection.execute(OLDER_HISTORY_STATEMENT, params).all())
 
 
 # --- A turn's reply -------------------------------------------------------------------

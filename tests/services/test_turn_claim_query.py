@@ -239,3 +239,30 @@ def test_a_reply_stores_the_extra_columns_it_is_given(connection, store, session
     ).one()
     assert tuple(stored) == (1, delivered_at, MOJO_SENDER)
     assert connection.scalar(select(func.count()).select_from(Message)) == 2
+
+
+def test_older_history_pages_back_from_the_claims_oldest_message_newest_first(
+    connection, store, session_id, user_id
+):
+    start = datetime.now(UTC)
+    total = message_queries.HISTORY_LIMIT + 12
+    for n in range(total):
+        last = store(
+            session_id, user_id, f"m-{n}", f"message {n}", now=start + timedelta(seconds=n)
+        )
+    oldest = _claim_with_history(connection, last.message_pk)[-1]
+    connection.execute(
+        update(Message)
+        .where(Message.message_pk == oldest.message_pk - 2)
+        .values(in_error_state=start)
+    )
+
+    page = message_queries.older_history(
+        connection, session_id, oldest.message_date, oldest.message_pk, page_size=5
+    )
+
+    first_older = total - message_queries.HISTORY_LIMIT - 1
+    assert [row.message["text"] for row in page] == [
+        f"message {n}"
+        for n in (first_older, first_older - 2, first_older - 3, first_older - 4, first_older - 5)
+    ]
