@@ -127,7 +127,8 @@ def parse_directives(text: str) -> tuple[str, Directives]:
     works. Supported names:
 
     - `error=CODE`          answer HTTP CODE (400-599) with an OpenAI-style error body
-    - `fail_first=N`        the first N identical conversations get a 500, later ones succeed
+    - `fail_first=N`        the first N identical conversations (system prompt aside) get a
+                            500, later ones succeed
     - `fail_status=CODE`    the status `fail_first` and `fail_model` answer with (default 500)
     - `fail_model=NAME`     requests for the model NAME fail (a primary down, its fallback up)
     - `retry_after=S`       error answers carry `Retry-After: S`, as rate limits and 503s do
@@ -556,7 +557,11 @@ STREAM_ERROR: dict[str, Any] = {
 
 
 def _conversation_key(messages: list[Message]) -> str:
-    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+    """What makes two requests "the same conversation" for `fail_first`: its messages, the
+    system prompt aside. A client's retry renders its system prompt again, and System1's
+    carries the user's clock to the minute: a retry across a minute is the same request."""
+    asked = [m for m in messages if m.get("role") != "system"]
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

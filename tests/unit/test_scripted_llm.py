@@ -71,7 +71,7 @@ def root_url(base_url: str) -> str:
 
 
 def conversation(text: str) -> list[dict[str, Any]]:
-    """A unique conversation, so fail_first memory never leaks between tests."""
+    """A conversation whose system prompt names this run."""
     return [
         {"role": "system", "content": f"You are a test. Run {uuid.uuid4().hex}."},
         {"role": "user", "content": text},
@@ -190,11 +190,28 @@ def test_unknown_directive_over_http_is_bad_request(client: openai.OpenAI) -> No
 
 
 def test_fail_first_fails_once_then_succeeds(client: openai.OpenAI) -> None:
-    messages = conversation("retry me [llm:fail_first=1]")
+    # Unique text: fail_first remembers conversations for the server's life.
+    messages = conversation(f"retry me {uuid.uuid4().hex} [llm:fail_first=1]")
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model=MODEL, messages=messages)
     completion = client.chat.completions.create(model=MODEL, messages=messages)
     assert completion.choices[0].message.content == scripted_reply(messages, ANSWER_WORDS)
+
+
+def test_fail_first_counts_a_retry_with_a_new_system_prompt_as_the_same_conversation(
+    client: openai.OpenAI,
+) -> None:
+    # System1 renders the user's clock into its system prompt: a retry a minute later
+    # differs there, and is still the retry of the same request.
+    asked = {"role": "user", "content": f"retry me {uuid.uuid4().hex} [llm:fail_first=1]"}
+    first = [{"role": "system", "content": "It is 14:10 for the user."}, asked]
+    retried = [{"role": "system", "content": "It is 14:11 for the user."}, asked]
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=MODEL, messages=first)
+
+    completion = client.chat.completions.create(model=MODEL, messages=retried)
+
+    assert completion.choices[0].message.content == scripted_reply(retried, ANSWER_WORDS)
 
 
 def test_break_after_makes_stream_iteration_raise(client: openai.OpenAI) -> None:
