@@ -71,10 +71,10 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def count_tokens(usage: llm.Usage) -> None:
-    """Add an LLM call's tokens to the cluster's counters, by model."""
-    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
-    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
+def _prompt_message(sender: str, message: dict[str, Any]) -> dict[str, str]:
+    """A stored message as the model reads it in the conversation."""
+    role = "assistant" if sender == MOJO_SENDER else "user"
+    return {"role": role, "content": text_for_model(sender, message)}
 
 
 class TurnDeadlineExceeded(Exception):
@@ -196,8 +196,7 @@ class AssistantTurn:
                 min(OLDER_HISTORY_PAGE, MAX_HISTORY_MESSAGES - loaded),
             )
             for row in page:
-                role = "assistant" if row.sender == MOJO_SENDER else "user"
-                message = {"role": role, "content": text_for_model(row.sender, row.message)}
+                message = _prompt_message(row.sender, row.message)
                 older.append(message)
                 used += counter.count_message(message)
             loaded += len(page)
@@ -291,11 +290,8 @@ class AssistantTurn:
                 system = self._task_prompt(db, context, history)
         else:
             system = render_prompt("chat_system", **context)
-        conversation = [{"role": "system", "content": system}]
-        for sender, message in reversed(history):
-            role = "assistant" if sender == MOJO_SENDER else "user"
-            conversation.append({"role": role, "content": text_for_model(sender, message)})
-        return conversation
+        older_first = [_prompt_message(sender, message) for sender, message in reversed(history)]
+        return [{"role": "system", "content": system}, *older_first]
 
     def _task_prompt(self, db: Any, context: dict[str, Any], history: list[tuple[str, Any]]) -> str:
         row = db.execute(
@@ -453,7 +449,7 @@ class AssistantTurn:
             log.info("message %s was answered by another run", self.user_message_pk)
             return None
         if answer.usage is not None:
-            count_tokens(answer.usage)
+            llm.count_tokens(answer.usage)
         if answer.stopped:
             metrics.increment("turns_stopped")
         deliver_first(StoredReply(pk, self.session_id, event_name, message))

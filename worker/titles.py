@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from common import llm, metrics
+from common import llm
 from common.celery.app import celery_app
 from common.celery.task_names import TITLE_TASK
 from common.db import with_db_session
 from common.delivery.emitter import emit_to_session
 from common.llm.context_window import TokenCounter
-from common.llm.failover import call_with_fallback
+from common.llm.failover import complete_prompt
 from common.models import MOJO_SENDER, ChatSession, Message, UserTaskExecution
 from common.prompts import render_prompt
 from common.queries import usage as usage_queries
@@ -59,15 +58,10 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         for m in messages
     ]
     prompt = render_prompt("title", task_name=task_name, conversation=conversation)
-    started = time.monotonic()
     try:
-        title, usage = call_with_fallback(
-            lambda provider: llm.complete_chat([{"role": "user", "content": prompt}], provider),
-            kind="title",
-        )
+        title, usage, duration_ms = complete_prompt(prompt, kind="title")
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
-    duration_ms = round((time.monotonic() - started) * 1000)
     title = " ".join(title.strip().strip('"').split())[:TITLE_MAX_LENGTH] or task_name
     with with_db_session() as db:
         stored = db.scalar(
@@ -86,8 +80,7 @@ def generate_execution_title(self, user_task_execution_pk: int) -> str | None:
         columns = usage_columns(usage, duration_ms=duration_ms)
         usage_queries.record_background_usage(db, user_id, "title", columns, datetime.now(UTC))
         db.commit()
-    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
-    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
+    llm.count_tokens(usage)
     if stored is not None:
         emit_to_session("user_task_execution_title", {"title": title}, session_id)
     return title

@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from common import llm, metrics
+from common import llm
 from common.celery.app import celery_app
 from common.celery.task_names import TODOS_TASK
 from common.db import with_db_session
 from common.llm.context_window import TokenCounter
-from common.llm.failover import call_with_fallback
+from common.llm.failover import complete_prompt
 from common.models import ProducedText, Todo
 from common.prompts import render_prompt
 from common.queries import todos as todo_queries
@@ -117,15 +116,10 @@ def extract_todos(self: Any, user_task_execution_pk: int) -> int | None:
     if prepared is None:
         return None
     prompt, today, user_id = prepared
-    started = time.monotonic()
     try:
-        answer, usage = call_with_fallback(
-            lambda provider: llm.complete_chat([{"role": "user", "content": prompt}], provider),
-            kind="todos",
-        )
+        answer, usage, duration_ms = complete_prompt(prompt, kind="todos")
     except llm.LLMError as exc:
         raise self.retry(exc=exc) from exc
-    duration_ms = round((time.monotonic() - started) * 1000)
     todos = parse_todos(answer, today)
     with with_db_session() as db:
         if not todo_queries.claim_extraction(db, user_task_execution_pk, datetime.now(UTC)):
@@ -142,7 +136,6 @@ def extract_todos(self: Any, user_task_execution_pk: int) -> int | None:
             for description, due in todos
         )
         db.commit()
-    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
-    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
+    llm.count_tokens(usage)
     log.info("execution %s: %s todo(s)", user_task_execution_pk, len(todos))
     return len(todos)

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 
+from common import metrics
 from common.llm.providers import Provider, primary_provider
 from common.llm.reusable_stream import ReusableStream
 from common.settings import get_settings
@@ -48,6 +49,12 @@ class Usage:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def count_tokens(usage: Usage) -> None:
+    """Add an LLM call's tokens to the cluster's counters, by model."""
+    metrics.increment("llm_prompt_tokens", usage.prompt_tokens, model=usage.model)
+    metrics.increment("llm_completion_tokens", usage.completion_tokens, model=usage.model)
 
 
 # Where the LLM reports no usage (some OpenAI-compatible servers ignore `stream_options`),

@@ -6,11 +6,13 @@ todo extraction all ask through here, so a primary outage costs none of them the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from common import metrics
 from common.llm import breaker
+from common.llm.client import Usage, complete_chat
 from common.llm.errors import LLMError
 from common.llm.providers import Provider, fallback_provider, is_outage, primary_provider
 
@@ -53,3 +55,15 @@ def call_with_fallback(
         return call(fallback)
     breaker.record_success(primary.name)
     return result
+
+
+def complete_prompt(prompt: str, kind: str) -> tuple[str, Usage, int]:
+    """A short background prompt (a title, a draft's todos) answered whole, by the primary
+    or the fallback: the text, what it cost, and how long it took in ms. An LLMError
+    propagates, for the task's retry."""
+    started = time.monotonic()
+    text, usage = call_with_fallback(
+        lambda provider: complete_chat([{"role": "user", "content": prompt}], provider),
+        kind=kind,
+    )
+    return text, usage, round((time.monotonic() - started) * 1000)

@@ -389,13 +389,12 @@ def insert_reply(
 
 def newest_turn_of_session(db: DbSession, session_id: str) -> Row | None:
     """The session's newest message of the user's side, with the pk of its reply (None
-    while its turn is queued or running) and the task holding its turn (None while
-    queued): (message_pk, turn_task_id, message, reply_pk); None if the session has none."""
+    while its turn is queued or running): (message_pk, message, reply_pk); None if the
+    session has none."""
     reply = aliased(Message)
     return db.execute(
         select(
             Message.message_pk,
-            Message.turn_task_id,
             Message.message,
             reply.message_pk.label("reply_pk"),
         )
