@@ -36,19 +36,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from devtools.chromium import CHROMIUM, CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("SYSTEM1_CACHE", Path.home() / ".cache" / "system1")) / "webapp"
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WEBAPP_SECRET = "webapp-check-secret"
 JWT_SECRET = "webapp-check-jwt-secret"
 FONT_FILE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

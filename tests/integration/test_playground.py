@@ -9,32 +9,19 @@ the page itself always run.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from devtools.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.clients import Api, SocketClient, User
 from tests.support.processes import ROOT
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-# No sandbox (root, containers), no GPU, and nothing that reaches out to the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 VIEWPORT = {"width": 1360, "height": 860}
 # The scripted LLM's pace in the browser tests: slow enough to see answers grow.
