@@ -217,16 +217,20 @@ def list_executions(
     return {"user_task_executions": _payloads(list(rows))}
 
 
-def delete_execution(user_id: str, user_task_execution_pk: int) -> dict[str, Any]:
+def _update_with_its_session(user_id: str, user_task_execution_pk: int, **values: Any) -> None:
+    """Set columns the execution and its session both have (the chat list shows the
+    session), in one transaction."""
     execution = owned_execution(user_id, user_task_execution_pk)
-    now = datetime.now(UTC)
-    execution.deleted_at = now
+    for column, value in values.items():
+        setattr(execution, column, value)
     db.session.execute(
-        update(ChatSession)
-        .where(ChatSession.session_id == execution.session_id)
-        .values(deleted_at=now)
+        update(ChatSession).where(ChatSession.session_id == execution.session_id).values(**values)
     )
     db.session.commit()
+
+
+def delete_execution(user_id: str, user_task_execution_pk: int) -> dict[str, Any]:
+    _update_with_its_session(user_id, user_task_execution_pk, deleted_at=datetime.now(UTC))
     return {"user_task_execution_pk": user_task_execution_pk}
 
 
@@ -269,14 +273,7 @@ def run_execution(
 
 def set_title(user_id: str, user_task_execution_pk: int, title: str) -> dict[str, Any]:
     """The user's own title for an execution (and its session, as the chat list shows it)."""
-    execution = owned_execution(user_id, user_task_execution_pk)
-    execution.title = title
-    db.session.execute(
-        update(ChatSession)
-        .where(ChatSession.session_id == execution.session_id)
-        .values(title=title)
-    )
-    db.session.commit()
+    _update_with_its_session(user_id, user_task_execution_pk, title=title)
     return {"success": True}
 
 
